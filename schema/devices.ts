@@ -1,0 +1,24 @@
+import { boolean, index, pgTable, text, timestamp, uniqueIndex, bigint } from 'drizzle-orm/pg-core'
+import { id } from './columns.ts'
+import { serials } from './serials.ts'
+
+export const devices = pgTable('devices', {
+  id: id(),
+  serialId: text('serial_id').notNull().references(() => serials.id),
+  /** The application's own device identifier (1–128 printable characters). */
+  deviceId: text('device_id').notNull(),
+  /** AES-256-GCM ciphertext of the JSON device info; null = none sent. */
+  deviceInfoEnc: text('device_info_enc'),
+  /** true while the device holds one of the serial's slots. */
+  active: boolean('active').notNull().default(true),
+  firstSeenAt: timestamp('first_seen_at', { withTimezone: true }).notNull().defaultNow(),
+  /** Updated by the background flusher (at most a few seconds behind). */
+  lastSeenAt: timestamp('last_seen_at', { withTimezone: true }).notNull().defaultNow(),
+  /** null = active, or never released */
+  deactivatedAt: timestamp('deactivated_at', { withTimezone: true }),
+  /** Successful validations seen from this device (flushed in the background). */
+  validationCount: bigint('validation_count', { mode: 'number' }).notNull().default(0)
+}, (t) => [
+  uniqueIndex('devices_serial_device_key').on(t.serialId, t.deviceId),
+  index('devices_serial_active_idx').on(t.serialId, t.active)
+])

@@ -1,0 +1,37 @@
+import { sql } from 'drizzle-orm'
+import { boolean, check, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core'
+import { clients } from './clients.ts'
+import { id, timestamps } from './columns.ts'
+
+export const serials = pgTable('serials', {
+  id: id(),
+  clientId: text('client_id').notNull().references(() => clients.id),
+  /** HMAC-SHA256(ENCRYPTION_PEPPER, normalised number), hex: the only lookup path. */
+  numberHash: text('number_hash').notNull(),
+  /** AES-256-GCM ciphertext of the normalised number; read only by revealSerialNumber. */
+  numberEnc: text('number_enc').notNull(),
+  /** Last group of five characters, for maskedNumber. */
+  numberTail: text('number_tail').notNull(),
+  /** Maximum number of simultaneously active devices. */
+  maxUsageCount: integer('max_usage_count').notNull().default(1),
+  /** Count of devices with active = true; kept in step by the activation statement. */
+  activeDevices: integer('active_devices').notNull().default(0),
+  /** null = never expires */
+  expiresAt: timestamp('expires_at', { withTimezone: true }),
+  isDemo: boolean('is_demo').notNull().default(false),
+  metadata: jsonb('metadata').$type<Record<string, unknown>>().notNull().default({}),
+  /** ACTIVE | SUSPENDED | REVOKED (final); EXPIRED is derived from expires_at. */
+  status: text('status').notNull().default('ACTIVE'),
+  revokedAt: timestamp('revoked_at', { withTimezone: true }),
+  revokeReason: text('revoke_reason'),
+  /** Set for serials made by one createSerials call, so a batch can be found again. */
+  batchId: text('batch_id'),
+  ...timestamps
+}, (t) => [
+  uniqueIndex('serials_number_hash_key').on(t.numberHash),
+  index('serials_client_id_idx').on(t.clientId, t.id),
+  index('serials_client_status_idx').on(t.clientId, t.status),
+  index('serials_expires_at_idx').on(t.expiresAt),
+  // Not <= max_usage_count: lowering the maximum leaves existing devices active until released.
+  check('serials_active_devices_nonnegative', sql`${t.activeDevices} >= 0`)
+])

@@ -1,0 +1,108 @@
+// Relays committed outbox rows to the event bus: at least once, in commit order, one relay at a
+// time across all instances (advisory lock), rows marked published in the same transaction.
+import { sql } from 'drizzle-orm'
+import type { FastifyBaseLogger } from 'fastify'
+import { queryRows, type Db, type Executor } from '../platform/database.ts'
+import type { IEventBus } from '../platform/event-bus.ts'
+import { eventTopic, type DomainEventType } from './domain-events.ts'
+
+const RELAY_LOCK = 727_003
+const BATCH = 500
+/** Fallback poll for rows written by other instances or left by a crash, in ms. */
+const POLL_MS = 1000
+/** Published rows are kept this long for inspection, in ms. */
+export const OUTBOX_RETENTION_MS = 7 * 86_400_000
+
+export interface PublishedEvent {
+  id: number
+  type: DomainEventType
+  aggregateId: string
+  clientId: string | null
+  payload: Record<string, unknown>
+  createdAt: string
+}
+
+/** Runs inside the relay's transaction for every batch (e.g. to enqueue webhook deliveries). */
+export type BatchHook = (tx: Executor, events: PublishedEvent[]) => Promise<void>
+
+export interface OutboxRelay {
+  kick (): void
+  /** Publishes everything pending now; resolves with the number of rows published. */
+  drain (): Promise<number>
+  addHook (hook: BatchHook): void
+  start (): void
+  stop (): Promise<void>
+}
+
+export function createOutboxRelay ({ db, bus, log }: { db: Db, bus: IEventBus, log: FastifyBaseLogger }): OutboxRelay {
+  const hooks: BatchHook[] = []
+  let timer: NodeJS.Timeout | undefined
+  let pruneTimer: NodeJS.Timeout | undefined
+  let running: Promise<number> | undefined
+  let again = false
+  let stopped = false
+
+  async function runOnce (): Promise<number> {
+    return db.transaction(async (tx) => {
+      const [lock] = await queryRows<{ locked: boolean }>(tx, sql`select pg_try_advisory_xact_lock(${RELAY_LOCK}) as locked`)
+      if (!lock?.locked) return 0
+      const rows = await queryRows<{ id: string | number, type: DomainEventType, aggregate_id: string, client_id: string | null, payload: Record<string, unknown>, created_at: Date | string }>(tx,
+        sql`select id, type, aggregate_id, client_id, payload, created_at from outbox where published_at is null order by id limit ${BATCH} for update skip locked`)
+      if (rows.length === 0) return 0
+      const events: PublishedEvent[] = rows.map((r) => ({
+        id: Number(r.id),
+        type: r.type,
+        aggregateId: r.aggregate_id,
+        clientId: r.client_id,
+        payload: typeof r.payload === 'string' ? JSON.parse(r.payload) as Record<string, unknown> : r.payload,
+        createdAt: new Date(r.created_at).toISOString()
+      }))
+      for (const hook of hooks) await hook(tx, events)
+      // Published before the rows are marked: a crash in between republishes (at least once).
+      await Promise.all(events.map((e) => bus.publish(eventTopic(e.type, e.clientId), e)))
+      await tx.execute(sql`update outbox set published_at = now() where id in (${sql.join(events.map((e) => sql`${e.id}`), sql`, `)})`)
+      return events.length
+    })
+  }
+
+  async function loop (): Promise<number> {
+    let total = 0
+    do {
+      again = false
+      try {
+        let n: number
+        do { n = await runOnce(); total += n } while (n === BATCH && !stopped)
+      } catch (error) {
+        log.warn({ err: error }, 'outbox relay failed; will retry')
+      }
+    } while (again && !stopped)
+    return total
+  }
+
+  function drain (): Promise<number> {
+    if (running) { again = true; return running }
+    running = loop().finally(() => { running = undefined })
+    return running
+  }
+
+  return {
+    kick () { if (!stopped) void drain() },
+    drain,
+    addHook (hook) { hooks.push(hook) },
+    start () {
+      timer = setInterval(() => { void drain() }, POLL_MS)
+      timer.unref()
+      pruneTimer = setInterval(() => {
+        db.execute(sql`delete from outbox where published_at < ${new Date(Date.now() - OUTBOX_RETENTION_MS).toISOString()}::timestamptz`)
+          .catch((error: unknown) => log.warn({ err: error }, 'outbox prune failed'))
+      }, 60_000)
+      pruneTimer.unref()
+    },
+    async stop () {
+      stopped = true
+      if (timer) clearInterval(timer)
+      if (pruneTimer) clearInterval(pruneTimer)
+      await running
+    }
+  }
+}

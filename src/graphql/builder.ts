@@ -1,0 +1,96 @@
+// The one Pothos builder. Each feature adds its types in its own *-graphql.ts file.
+import SchemaBuilder from '@pothos/core'
+import ScopeAuthPlugin from '@pothos/plugin-scope-auth'
+import ErrorsPlugin from '@pothos/plugin-errors'
+import ComplexityPlugin from '@pothos/plugin-complexity'
+import RelayPlugin from '@pothos/plugin-relay'
+import { GraphQLError, GraphQLScalarType, Kind } from 'graphql'
+import { AuthenticationError, AuthorizationError } from '../platform/errors.ts'
+import type { GraphQLContext } from './context.ts'
+
+export const MAX_PAGE_SIZE = 100
+
+const DateTime = new GraphQLScalarType<Date | null, string>({
+  name: 'DateTime',
+  description: 'ISO-8601 date and time in UTC',
+  serialize: (value) => {
+    const date = value instanceof Date ? value : new Date(value as string)
+    if (Number.isNaN(date.getTime())) throw new GraphQLError('DateTime cannot represent an invalid date')
+    return date.toISOString()
+  },
+  parseValue: (value) => {
+    const date = typeof value === 'string' ? new Date(value) : null
+    if (!date || Number.isNaN(date.getTime())) throw new GraphQLError('DateTime must be an ISO-8601 string')
+    return date
+  },
+  parseLiteral: (ast) => {
+    const date = ast.kind === Kind.STRING ? new Date(ast.value) : null
+    if (!date || Number.isNaN(date.getTime())) throw new GraphQLError('DateTime must be an ISO-8601 string')
+    return date
+  }
+})
+
+const JSONScalar = new GraphQLScalarType<unknown, unknown>({
+  name: 'JSON',
+  description: 'Any JSON value',
+  serialize: (value) => value,
+  parseValue: (value) => value,
+  parseLiteral: function parse (ast): unknown {
+    switch (ast.kind) {
+      case Kind.STRING: case Kind.BOOLEAN: return ast.value
+      case Kind.INT: case Kind.FLOAT: return Number(ast.value)
+      case Kind.OBJECT: return Object.fromEntries(ast.fields.map((f) => [f.name.value, parse(f.value)]))
+      case Kind.LIST: return ast.values.map((v) => parse(v))
+      case Kind.NULL: return null
+      default: throw new GraphQLError('JSON literal not supported (use a variable)')
+    }
+  }
+})
+
+export interface AuthScopes {
+  /** Any valid API key or token. */
+  authenticated: boolean
+  /** ADMIN or MANAGER: may change data (MANAGER only its own client's). */
+  writer: boolean
+  admin: boolean
+}
+
+export const builder = new SchemaBuilder<{
+  Context: GraphQLContext
+  AuthScopes: AuthScopes
+  Scalars: {
+    DateTime: { Input: Date, Output: Date | string }
+    JSON: { Input: unknown, Output: unknown }
+    ID: { Input: string, Output: string }
+  }
+  DefaultFieldNullability: false
+}>({
+  plugins: [ScopeAuthPlugin, ErrorsPlugin, ComplexityPlugin, RelayPlugin],
+  defaultFieldNullability: false,
+  scopeAuth: {
+    authorizeOnSubscribe: true,
+    authScopes: (ctx) => ({
+      authenticated: ctx.actor.role !== null,
+      writer: ctx.actor.role === 'ADMIN' || ctx.actor.role === 'MANAGER',
+      admin: ctx.actor.role === 'ADMIN'
+    }),
+    unauthorizedError: (_parent, ctx) => ctx.actor.role === null ? new AuthenticationError() : new AuthorizationError()
+  },
+  complexity: {
+    defaultComplexity: 1,
+    defaultListMultiplier: 10,
+    limit: { complexity: 5000, depth: 10, breadth: 100 }
+  },
+  relay: {
+    clientMutationId: 'omit',
+    cursorType: 'String',
+    nodeQueryOptions: false,
+    nodesQueryOptions: false
+  }
+})
+
+builder.addScalarType('DateTime', DateTime)
+builder.addScalarType('JSON', JSONScalar)
+builder.queryType({})
+builder.mutationType({})
+builder.subscriptionType({})

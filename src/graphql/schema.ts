@@ -1,0 +1,12 @@
+// Assembles the schema: importing a feature's *-graphql.ts registers its types on the builder.
+import { builder } from './builder.ts'
+import '../clients/client-graphql.ts'
+import '../devices/device-graphql.ts'
+import '../serials/serial-graphql.ts'
+import '../usage/usage-graphql.ts'
+import '../usage/usage-subscriptions.ts'
+import '../certificates/certificate-graphql.ts'
+import '../api-keys/api-key-graphql.ts'
+import '../audit/audit-graphql.ts'
+
+export const schema = builder.toSchema({ sortSchema: true })

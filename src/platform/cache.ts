@@ -1,0 +1,91 @@
+// Two-level cache for the validation hot path: L1 in-process LRU, L2 Redis when configured.
+// Invalidation is published on the event bus so every instance drops its L1 copy.
+import { LRUCache } from 'lru-cache'
+import type { Redis } from 'ioredis'
+import type { IEventBus } from './event-bus.ts'
+import { createRedis, pingRedis } from './redis.ts'
+
+export const INVALIDATE_TOPIC = 'cache/invalidate'
+
+export interface CacheStats { hit (level: 'l1' | 'l2'): void, miss (level: 'l1' | 'l2'): void }
+
+export interface ICache {
+  readonly kind: 'redis' | 'memory'
+  /** L1 only, synchronous: the cache-hit fast path. */
+  getLocal<T> (key: string): T | undefined
+  get<T> (key: string): Promise<T | undefined>
+  set (key: string, value: unknown, ttlSeconds: number): Promise<void>
+  /** Removes keys on this instance, in Redis, and (via the bus) on every other instance. */
+  invalidate (keys: string[]): Promise<void>
+  /** The Redis client, for rate limits; undefined when running in-process. */
+  readonly redis: Redis | undefined
+  ping (): Promise<number>
+  close (): Promise<void>
+}
+
+export interface CacheOptions {
+  redis: { url: string, prefix: string } | undefined
+  bus: IEventBus
+  stats?: CacheStats
+  /** L1 entries; each is a small object (~300 B). */
+  maxEntries?: number
+  /** Upper bound on L1 staleness should an invalidation message ever be lost, in ms. */
+  l1TtlMs?: number
+}
+
+const noStats: CacheStats = { hit () {}, miss () {} }
+
+export async function createCache ({ redis: redisConfig, bus, stats = noStats, maxEntries = 200_000, l1TtlMs = 30_000 }: CacheOptions): Promise<ICache> {
+  const l1 = new LRUCache<string, { v: unknown }>({ max: maxEntries, ttl: l1TtlMs, ttlAutopurge: false })
+  const redis = redisConfig ? createRedis(redisConfig.url) : undefined
+  const ns = (key: string) => `${redisConfig?.prefix ?? ''}:${key}`
+  const unsubscribe = await bus.subscribe(INVALIDATE_TOPIC, (payload) => {
+    for (const key of (payload as { keys?: string[] })?.keys ?? []) l1.delete(key)
+  })
+
+  return {
+    kind: redis ? 'redis' : 'memory',
+    redis,
+    getLocal<T> (key: string) {
+      const entry = l1.get(key)
+      if (entry) { stats.hit('l1'); return entry.v as T }
+      return undefined
+    },
+    async get<T> (key: string) {
+      const entry = l1.get(key)
+      if (entry) { stats.hit('l1'); return entry.v as T }
+      stats.miss('l1')
+      if (!redis) return undefined
+      try {
+        const raw = await redis.get(ns(key))
+        if (raw === null) { stats.miss('l2'); return undefined }
+        stats.hit('l2')
+        const value = JSON.parse(raw) as T
+        l1.set(key, { v: value })
+        return value
+      } catch {
+        // Redis down: behave as a miss; the caller reads PostgreSQL.
+        stats.miss('l2')
+        return undefined
+      }
+    },
+    async set (key, value, ttlSeconds) {
+      l1.set(key, { v: value })
+      if (!redis) return
+      try { await redis.set(ns(key), JSON.stringify(value), 'EX', ttlSeconds) } catch { /* degraded: L1 only */ }
+    },
+    async invalidate (keys) {
+      if (keys.length === 0) return
+      for (const key of keys) l1.delete(key)
+      if (redis) {
+        try { await redis.del(...keys.map(ns)) } catch { /* the short L2 TTL bounds staleness */ }
+      }
+      await bus.publish(INVALIDATE_TOPIC, { keys })
+    },
+    ping: () => redis ? pingRedis(redis) : Promise.resolve(0),
+    async close () {
+      await unsubscribe().catch(() => {})
+      if (redis) redis.disconnect()
+    }
+  }
+}

@@ -1,0 +1,122 @@
+// One interface over two drivers: postgres.js (pooled, production) and PGlite (embedded, quick start).
+// The same Drizzle schema, migrations and queries run on both.
+import { existsSync } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
+import { sql, type SQL } from 'drizzle-orm'
+import type { PgAsyncDatabase, PgAsyncTransaction } from 'drizzle-orm/pg-core'
+import type { PgQueryResultHKT } from 'drizzle-orm/pg-core/session'
+import { relations } from '../../schema/index.ts'
+import type { Config } from '../config.ts'
+
+export type Db = PgAsyncDatabase<PgQueryResultHKT, typeof relations>
+export type Tx = PgAsyncTransaction<PgQueryResultHKT, typeof relations>
+/** Either the database or an open transaction: services accept both. */
+export type Executor = Db | Tx
+
+export interface IDatabase {
+  readonly kind: 'postgres' | 'pglite'
+  readonly db: Db
+  /** Read replica for analytics and lists when DATABASE_READ_URL is set; otherwise db. */
+  readonly readDb: Db
+  migrate (): Promise<void>
+  /** Round-trip time in ms; rejects when the database does not answer within timeoutMs. */
+  ping (timeoutMs?: number): Promise<number>
+  close (): Promise<void>
+}
+
+export function migrationsFolder (): string {
+  const candidates = ['../../migrations', '../../../migrations'].map((p) => fileURLToPath(new URL(p, import.meta.url)))
+  const found = candidates.find((p) => existsSync(p))
+  if (!found) throw new Error(`migrations folder not found (looked in ${candidates.join(', ')})`)
+  return found
+}
+
+/** Rows of a raw `execute`, whichever driver ran it (postgres.js returns an array, PGlite `{ rows }`). */
+export function rowsOf<T> (result: unknown): T[] {
+  if (Array.isArray(result)) return result as T[]
+  return ((result as { rows?: T[] }).rows ?? [])
+}
+
+export async function queryRows<T> (db: Executor, query: SQL): Promise<T[]> {
+  return rowsOf<T>(await db.execute(query))
+}
+
+function withTimeout<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms)
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
+
+async function timedPing (db: Db, timeoutMs: number, what: string): Promise<number> {
+  const start = performance.now()
+  await withTimeout(db.execute(sql`select 1`), timeoutMs, what)
+  return Math.round((performance.now() - start) * 100) / 100
+}
+
+const MIGRATION_LOCK = 727_001 // advisory lock key: instances starting together migrate one at a time
+
+async function createPostgres (config: Extract<Config['database'], { kind: 'postgres' }>, readUrl: string | undefined): Promise<IDatabase> {
+  const { default: postgres } = await import('postgres')
+  const { drizzle } = await import('drizzle-orm/postgres-js')
+  const options = { max: config.poolMax, onnotice: () => {}, connect_timeout: 5, idle_timeout: 60 }
+  const client = postgres(config.url, options)
+  const db = drizzle({ client, relations }) as unknown as Db
+  const readClient = readUrl ? postgres(readUrl, options) : undefined
+  const readDb = readClient ? drizzle({ client: readClient, relations }) as unknown as Db : db
+  let closed: Promise<void> | undefined
+  return {
+    kind: 'postgres',
+    db,
+    readDb,
+    async migrate () {
+      const { migrate } = await import('drizzle-orm/postgres-js/migrator')
+      const one = postgres(config.url, { ...options, max: 1 })
+      try {
+        const migrator = drizzle({ client: one, relations })
+        await one`select pg_advisory_lock(${MIGRATION_LOCK})`
+        await migrate(migrator, { migrationsFolder: migrationsFolder() })
+        await one`select pg_advisory_unlock(${MIGRATION_LOCK})`
+      } finally {
+        await one.end({ timeout: 5 })
+      }
+    },
+    ping: (timeoutMs = 1500) => timedPing(db, timeoutMs, 'PostgreSQL'),
+    async close () {
+      closed ??= Promise.all([client.end({ timeout: 5 }), readClient?.end({ timeout: 5 })]).then(() => {})
+      return closed
+    }
+  }
+}
+
+async function createPglite (config: Extract<Config['database'], { kind: 'pglite' }>): Promise<IDatabase> {
+  const { PGlite } = await import('@electric-sql/pglite')
+  const { drizzle } = await import('drizzle-orm/pglite')
+  if (config.dataDir) await mkdir(config.dataDir, { recursive: true })
+  const client = config.dataDir ? new PGlite(config.dataDir) : new PGlite()
+  const db = drizzle({ client, relations }) as unknown as Db
+  let closed: Promise<void> | undefined
+  return {
+    kind: 'pglite',
+    db,
+    readDb: db,
+    async migrate () {
+      const { migrate } = await import('drizzle-orm/pglite/migrator')
+      await migrate(drizzle({ client, relations }), { migrationsFolder: migrationsFolder() })
+    },
+    ping: (timeoutMs = 1500) => timedPing(db, timeoutMs, 'PGlite'),
+    // Closing matters: PGlite's WASM timer otherwise keeps the process alive for ~10 s.
+    close: () => {
+      closed ??= client.closed ? Promise.resolve() : client.close()
+      return closed
+    }
+  }
+}
+
+export async function createDatabase (config: Config): Promise<IDatabase> {
+  return config.database.kind === 'postgres'
+    ? createPostgres(config.database, config.databaseReadUrl)
+    : createPglite(config.database)
+}

@@ -1,0 +1,84 @@
+// Builds the infrastructure (database, cache, bus, crypto, metrics) and the domain services once,
+// decorates them as app.deps, starts the background workers, and closes everything on shutdown.
+import fp from 'fastify-plugin'
+import type { Config } from '../config.ts'
+import { createOutboxRelay, type OutboxRelay } from '../events/outbox-relay.ts'
+import { createServices, type Services } from '../services.ts'
+import { createValidationRecorder } from '../serials/validation-recorder.ts'
+import { pruneIdempotencyKeys } from './idempotency.ts'
+import { createCache, type ICache } from './cache.ts'
+import { createKeyring, type IKeyring } from './crypto.ts'
+import { createDatabase, type IDatabase } from './database.ts'
+import { createEventBus, type IEventBus } from './event-bus.ts'
+import { createMetrics, type Metrics } from './metrics.ts'
+import { createSigner, type ISigner } from './signing.ts'
+import { startGaugeRefresh } from './gauges.ts'
+
+export interface AppDeps {
+  config: Config
+  database: IDatabase
+  cache: ICache
+  bus: IEventBus
+  keyring: IKeyring
+  signer: ISigner
+  metrics: Metrics
+  relay: OutboxRelay
+  services: Services
+}
+
+declare module 'fastify' {
+  interface FastifyInstance { deps: AppDeps }
+}
+
+export interface DepsOptions { config: Config, background?: boolean }
+
+export default fp<DepsOptions>(async (app, { config, background = true }) => {
+  const metrics = createMetrics()
+  const bus = createEventBus(config.redis)
+  const database = await createDatabase(config)
+  const cache = await createCache({
+    redis: config.redis,
+    bus,
+    stats: {
+      hit: (level) => metrics.cacheRequests.inc({ level, result: 'hit' }),
+      miss: (level) => metrics.cacheRequests.inc({ level, result: 'miss' })
+    }
+  })
+  const keyring = createKeyring(config.encryptionKey, config.encryptionKeysPrevious)
+  const signer = createSigner(config.signing.algorithm, config.signing.privateKeyPem, config.signing.publicKeyPem)
+  const log = app.log
+  const relay = createOutboxRelay({ db: database.db, bus, log })
+  const recorder = createValidationRecorder(database.db, (error) => log.warn({ err: error }, 'validation stats flush failed'))
+  const deps = { config, database, cache, bus, keyring, signer, metrics, log, clock: () => new Date(), eventsWritten: () => relay.kick() }
+  const services = createServices(deps, recorder)
+
+  app.decorate('deps', { config, database, cache, bus, keyring, signer, metrics, relay, services })
+
+  await database.migrate()
+
+  const timers: NodeJS.Timeout[] = []
+  let stopGauges = () => {}
+  if (background) {
+    relay.start()
+    recorder.start()
+    stopGauges = startGaugeRefresh(database.readDb, metrics, log)
+    const every = (ms: number, fn: () => Promise<void>) => {
+      const t = setInterval(() => { fn().catch((error: unknown) => log.warn({ err: error }, 'background task failed')) }, ms)
+      t.unref()
+      timers.push(t)
+    }
+    every(30_000, () => services.apiKeys.flushLastUsed())
+    every(3_600_000, () => pruneIdempotencyKeys(database.db, new Date()))
+  }
+
+  app.addHook('onClose', async () => {
+    for (const t of timers) clearInterval(t)
+    stopGauges()
+    await relay.stop()
+    await recorder.stop()
+    await services.apiKeys.flushLastUsed().catch(() => {})
+    await cache.close()
+    await bus.close()
+    await database.close()
+  })
+}, { name: 'deps' })

@@ -1,0 +1,100 @@
+// The closed set of request-stopping errors and their one mapping to HTTP status and body.
+export type ErrorCode =
+  | 'VALIDATION_ERROR' | 'AUTHENTICATION_ERROR' | 'FORBIDDEN' | 'NOT_FOUND' | 'CONFLICT'
+  | 'RATE_LIMITED' | 'FEATURE_DISABLED' | 'INTERNAL'
+
+export interface FieldError { field: string, message: string }
+
+export interface ErrorBody {
+  statusCode: number
+  code: ErrorCode
+  message: string
+  errors?: FieldError[]
+}
+
+const STATUS: Record<ErrorCode, number> = {
+  VALIDATION_ERROR: 400,
+  AUTHENTICATION_ERROR: 401,
+  FORBIDDEN: 403,
+  FEATURE_DISABLED: 403,
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+  RATE_LIMITED: 429,
+  INTERNAL: 500
+}
+
+export class SerialModuleError extends Error {
+  readonly statusCode: number
+  // Named `details`, not `errors`: mercurius treats an `errors` array on an error as nested errors.
+  constructor (readonly code: ErrorCode, message: string, readonly details?: FieldError[]) {
+    super(message)
+    this.name = new.target.name
+    this.statusCode = STATUS[code]
+  }
+
+  toBody (): ErrorBody {
+    return { statusCode: this.statusCode, code: this.code, message: this.message, ...(this.details ? { errors: this.details } : {}) }
+  }
+}
+
+export class ValidationError extends SerialModuleError {
+  constructor (message = 'Validation failed', errors?: FieldError[]) { super('VALIDATION_ERROR', message, errors) }
+}
+export class AuthenticationError extends SerialModuleError {
+  constructor (message = 'Authentication required') { super('AUTHENTICATION_ERROR', message) }
+}
+export class AuthorizationError extends SerialModuleError {
+  constructor (message = 'Not allowed') { super('FORBIDDEN', message) }
+}
+export class NotFoundError extends SerialModuleError {
+  constructor (message: string) { super('NOT_FOUND', message) }
+}
+export class ConflictError extends SerialModuleError {
+  constructor (message: string) { super('CONFLICT', message) }
+}
+export class RateLimitError extends SerialModuleError {
+  constructor (readonly retryAfterSeconds: number, message = 'Too many requests') { super('RATE_LIMITED', message) }
+}
+export class FeatureDisabledError extends SerialModuleError {
+  constructor (feature: string) { super('FEATURE_DISABLED', `feature ${feature} is disabled`) }
+}
+
+/** Turns a zod error into the contract's field list. */
+export function fieldErrors (issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>, message: string }>): FieldError[] {
+  return issues.map((i) => ({ field: i.path.map(String).join('.') || 'input', message: i.message }))
+}
+
+const FASTIFY_CODES: Record<string, () => SerialModuleError> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: () => new SerialModuleError('VALIDATION_ERROR', 'Unsupported content type; send application/json'),
+  FST_ERR_CTP_BODY_TOO_LARGE: () => new SerialModuleError('VALIDATION_ERROR', 'Request body is larger than 1 MiB'),
+  FST_ERR_CTP_EMPTY_JSON_BODY: () => new ValidationError('Request body is empty'),
+  FST_ERR_CTP_INVALID_JSON_BODY: () => new ValidationError('Request body is not valid JSON'),
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: () => new ValidationError('Content-Length does not match the body')
+}
+
+/**
+ * Maps anything thrown to a contract error. Unknown errors become INTERNAL with a fixed message:
+ * no stack, SQL or driver text ever reaches a client.
+ */
+export function toContractError (error: unknown): SerialModuleError {
+  if (error instanceof SerialModuleError) return error
+  const e = error as { name?: string, code?: string, statusCode?: number, validation?: Array<{ instancePath?: string, message?: string, params?: { missingProperty?: string } }>, message?: string }
+  if (e?.code && FASTIFY_CODES[e.code]) {
+    const mapped = FASTIFY_CODES[e.code]!()
+    // Fastify reports 413 / 415 for these; keep its status so HTTP semantics stay right.
+    if (e.statusCode && e.statusCode !== mapped.statusCode) Object.defineProperty(mapped, 'statusCode', { value: e.statusCode })
+    return mapped
+  }
+  if (e?.validation) {
+    return new ValidationError('Validation failed', e.validation.map((v) => ({
+      field: (v.params?.missingProperty ?? v.instancePath?.replace(/^\//, '').replace(/\//g, '.')) || 'body',
+      message: v.message ?? 'is invalid'
+    })))
+  }
+  if (e?.statusCode === 429) return new RateLimitError(60)
+  if (e?.name === 'GraphQLError' && typeof e.message === 'string') return new ValidationError(e.message)
+  if (e?.statusCode && e.statusCode >= 400 && e.statusCode < 500 && typeof e.message === 'string') {
+    return new ValidationError(e.message)
+  }
+  return new SerialModuleError('INTERNAL', 'Internal server error')
+}

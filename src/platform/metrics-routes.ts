@@ -1,0 +1,22 @@
+import type { FastifyPluginAsync } from 'fastify'
+import { safeEqual } from './crypto.ts'
+import { AuthenticationError } from './errors.ts'
+import { bearerToken } from './auth.ts'
+
+export const metricsRoutes: FastifyPluginAsync = async (app) => {
+  const { metrics, config } = app.deps
+
+  app.addHook('onResponse', async (request, reply) => {
+    // Route template, not the raw URL, so label cardinality stays bounded.
+    const route = request.routeOptions.url ?? 'unmatched'
+    metrics.httpDuration.observe({ method: request.method, route, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000)
+  })
+
+  app.get('/metrics', { config: { rateLimit: false, skipAuth: true } }, async (request, reply) => {
+    if (config.metricsToken) {
+      const token = bearerToken(request.headers)
+      if (!token || !safeEqual(token, config.metricsToken)) throw new AuthenticationError('metrics token required')
+    }
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics())
+  })
+}

@@ -1,0 +1,30 @@
+import { Redis, type RedisOptions } from 'ioredis'
+
+/**
+ * A Redis client that fails fast instead of queueing while Redis is down, so a cache or
+ * rate-limit call degrades to PostgreSQL or in-process state within a few hundred ms.
+ */
+export function createRedis (url: string, options: RedisOptions = {}): Redis {
+  const client = new Redis(url, {
+    lazyConnect: false,
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: true,
+    commandTimeout: 1000,
+    connectTimeout: 2000,
+    retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+    ...options
+  })
+  // Connection errors are reported by health checks; without a listener ioredis logs to stderr.
+  client.on('error', () => {})
+  return client
+}
+
+export async function pingRedis (client: Redis, timeoutMs = 1000): Promise<number> {
+  const start = performance.now()
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([
+    client.ping(),
+    new Promise((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`Redis did not answer within ${timeoutMs} ms`)), timeoutMs) })
+  ]).finally(() => clearTimeout(timer))
+  return Math.round((performance.now() - start) * 100) / 100
+}

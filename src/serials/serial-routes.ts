@@ -1,0 +1,79 @@
+// REST shim for legacy apps: the same services as GraphQL, under API_PREFIX.
+import type { FastifyPluginAsync } from 'fastify'
+import { VALIDATION_CODES } from './serial-rules.ts'
+
+const validateBody = {
+  type: 'object',
+  required: ['serialNumber', 'deviceId'],
+  properties: {
+    serialNumber: { type: 'string', maxLength: 64 },
+    deviceId: { type: 'string', minLength: 1, maxLength: 128 },
+    deviceInfo: { type: ['object', 'null'] },
+    nonce: { type: ['string', 'null'], maxLength: 128 }
+  }
+} as const
+
+const validateResponse = {
+  200: {
+    type: 'object',
+    required: ['valid', 'code', 'message', 'serverTime'],
+    properties: {
+      valid: { type: 'boolean' },
+      code: { type: 'string', enum: [...VALIDATION_CODES] },
+      message: { type: 'string' },
+      expiresAt: { type: ['string', 'null'], format: 'date-time' },
+      remainingDevices: { type: ['integer', 'null'] },
+      isDemo: { type: ['boolean', 'null'] },
+      serverTime: { type: 'string', format: 'date-time' },
+      nonce: { type: 'string' },
+      signature: { type: 'string' }
+    }
+  }
+} as const
+
+const usageBody = {
+  type: 'object',
+  required: ['serialNumber', 'deviceId'],
+  properties: {
+    serialNumber: { type: 'string', maxLength: 64 },
+    deviceId: { type: 'string', minLength: 1, maxLength: 128 },
+    quantity: { type: ['integer', 'null'] },
+    feature: { type: ['string', 'null'], maxLength: 64 }
+  }
+} as const
+
+const releaseBody = {
+  type: 'object',
+  required: ['serialNumber', 'deviceId'],
+  properties: {
+    serialNumber: { type: 'string', maxLength: 64 },
+    deviceId: { type: 'string', minLength: 1, maxLength: 128 }
+  }
+} as const
+
+const idempotencyKeyOf = (header: string | string[] | undefined): string | undefined =>
+  typeof header === 'string' && header.length > 0 ? header : undefined
+
+export const serialRoutes: FastifyPluginAsync = async (app) => {
+  const { services, config } = app.deps
+  const publicLimit = { rateLimit: { max: config.validateRateLimit, timeWindow: 60_000 } }
+
+  app.post('/serials/validate', { schema: { body: validateBody, response: validateResponse }, config: publicLimit }, async (request) => {
+    const { result } = await services.serials.validate(request.body)
+    // Absent rather than null: legacy clients check for the keys' presence.
+    const { nonce, signature, ...rest } = result
+    return { ...rest, ...(nonce ? { nonce } : {}), ...(signature ? { signature } : {}) }
+  })
+
+  app.post('/serials/usage', { schema: { body: usageBody }, config: publicLimit }, async (request, reply) => {
+    const result = await services.usage.record(request.body, { ip: request.ip, requestId: request.id }, idempotencyKeyOf(request.headers['idempotency-key']))
+    // 201 when an event was stored; 200 with recorded: false and the validation code otherwise.
+    return reply.status(result.recorded ? 201 : 200).send(result)
+  })
+
+  app.post('/serials/release', { schema: { body: releaseBody }, config: publicLimit }, async (request) => {
+    return services.devices.releaseBySerialNumber(request.body)
+  })
+
+  app.get('/public-key', async () => services.certificates.publicKey())
+}

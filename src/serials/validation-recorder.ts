@@ -1,0 +1,75 @@
+// Keeps writes off the validation hot path: validation counts (per serial, hour and code) and
+// device last-seen times are aggregated in memory and flushed in the background every few seconds.
+import { sql } from 'drizzle-orm'
+import type { Db } from '../platform/database.ts'
+import type { SerialState, ValidationCode } from './serial-rules.ts'
+
+export interface ValidationRecorder {
+  validation (serial: SerialState, deviceId: string | null, code: ValidationCode, now: Date): void
+  flush (): Promise<void>
+  start (): void
+  stop (): Promise<void>
+}
+
+/** Flush interval in ms; the brief promises at most 5 s. */
+export const FLUSH_INTERVAL_MS = 2000
+
+export function createValidationRecorder (db: Db, onError: (error: unknown) => void): ValidationRecorder {
+  let stats = new Map<string, { serialId: string, clientId: string, hour: Date, code: string, count: number }>()
+  let seen = new Map<string, { serialId: string, deviceId: string, at: Date, count: number }>()
+  let timer: NodeJS.Timeout | undefined
+  let flushing: Promise<void> = Promise.resolve()
+
+  async function write (): Promise<void> {
+    if (stats.size === 0 && seen.size === 0) return
+    const s = [...stats.values()]
+    const d = [...seen.values()]
+    stats = new Map()
+    seen = new Map()
+    try {
+      for (let i = 0; i < s.length; i += 1000) {
+        const chunk = s.slice(i, i + 1000)
+        await db.execute(sql`
+          insert into validation_stats (serial_id, client_id, hour, code, count)
+          values ${sql.join(chunk.map((r) => sql`(${r.serialId}, ${r.clientId}, ${r.hour.toISOString()}::timestamptz, ${r.code}, ${r.count})`), sql`, `)}
+          on conflict (serial_id, hour, code) do update set count = validation_stats.count + excluded.count`)
+      }
+      for (let i = 0; i < d.length; i += 1000) {
+        const chunk = d.slice(i, i + 1000)
+        await db.execute(sql`
+          update devices set last_seen_at = greatest(devices.last_seen_at, v.at), validation_count = devices.validation_count + v.n
+          from (values ${sql.join(chunk.map((r) => sql`(${r.serialId}, ${r.deviceId}, ${r.at.toISOString()}::timestamptz, ${r.count}::bigint)`), sql`, `)}) as v(serial_id, device_id, at, n)
+          where devices.serial_id = v.serial_id and devices.device_id = v.device_id`)
+      }
+    } catch (error) {
+      onError(error)
+    }
+  }
+
+  return {
+    validation (serial, deviceId, code, now) {
+      const hour = new Date(Math.floor(now.getTime() / 3_600_000) * 3_600_000)
+      const key = `${serial.id}|${hour.getTime()}|${code}`
+      const entry = stats.get(key)
+      if (entry) entry.count++
+      else stats.set(key, { serialId: serial.id, clientId: serial.clientId, hour, code, count: 1 })
+      if (deviceId) {
+        const dkey = `${serial.id}|${deviceId}`
+        const device = seen.get(dkey)
+        if (device) { device.count++; device.at = now } else seen.set(dkey, { serialId: serial.id, deviceId, at: now, count: 1 })
+      }
+    },
+    flush () {
+      flushing = flushing.then(write)
+      return flushing
+    },
+    start () {
+      timer = setInterval(() => { void this.flush() }, FLUSH_INTERVAL_MS)
+      timer.unref()
+    },
+    async stop () {
+      if (timer) clearInterval(timer)
+      await this.flush()
+    }
+  }
+}

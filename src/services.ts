@@ -1,0 +1,27 @@
+// Composition root of the domain: every service built from explicit dependencies.
+import { createApiKeyService } from './api-keys/api-key-service.ts'
+import { createAuditService } from './audit/audit-service.ts'
+import { createCertificateService } from './certificates/certificate-service.ts'
+import { createClientService } from './clients/client-service.ts'
+import { createDeviceService, type DeviceService } from './devices/device-service.ts'
+import type { Deps } from './platform/deps.ts'
+import { createSerialService } from './serials/serial-service.ts'
+import type { ValidationRecorder } from './serials/validation-recorder.ts'
+import { createUsageService } from './usage/usage-service.ts'
+
+export function createServices (deps: Deps, recorder: ValidationRecorder) {
+  const devices: DeviceService = createDeviceService(deps)
+  const serials = createSerialService({ ...deps, devices, recorder })
+  return {
+    clients: createClientService(deps),
+    serials,
+    devices,
+    usage: createUsageService({ ...deps, serials }),
+    certificates: createCertificateService({ ...deps, serials }),
+    apiKeys: createApiKeyService(deps),
+    audit: createAuditService(deps),
+    features: deps.config.features
+  }
+}
+
+export type Services = ReturnType<typeof createServices>

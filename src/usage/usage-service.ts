@@ -1,0 +1,92 @@
+// recordUsage: validate first (a new device takes a free slot), then store the event and its
+// outbox row in one transaction before acknowledging.
+import { and, asc, eq, gt } from 'drizzle-orm'
+import { z } from 'zod'
+import { usageEvents } from '../../schema/index.ts'
+import { writeEvents } from '../events/domain-events.ts'
+import type { RequestMeta } from '../platform/auth.ts'
+import type { Executor } from '../platform/database.ts'
+import type { Deps } from '../platform/deps.ts'
+import { newId } from '../platform/ids.ts'
+import { withIdempotency } from '../platform/idempotency.ts'
+import { parseInput } from '../platform/validation.ts'
+import type { ValidationCode } from '../serials/serial-rules.ts'
+import { deviceIdSchema, type SerialService } from '../serials/serial-service.ts'
+
+export interface UsageEventView {
+  id: string
+  seq: number
+  serialId: string
+  clientId: string
+  deviceId: string
+  kind: string
+  quantity: number
+  feature: string | null
+  recordedAt: Date | string
+}
+
+export interface RecordUsageResult { recorded: boolean, code: ValidationCode, usageEvent: UsageEventView | null }
+
+const recordInput = z.object({
+  serialNumber: z.string().max(64),
+  deviceId: deviceIdSchema,
+  quantity: z.number().int().min(1).max(1_000_000).optional().nullable(),
+  feature: z.string().trim().min(1).max(64).regex(/^[\x20-\x7E]+$/, 'must be printable ASCII').optional().nullable(),
+  idempotencyKey: z.string().min(1).max(200).optional().nullable()
+})
+
+/** How many missed events a resuming subscriber may replay. */
+export const MAX_REPLAY = 1000
+
+export function toUsageView (row: typeof usageEvents.$inferSelect): UsageEventView {
+  const { ip: _ip, ...rest } = row
+  return rest
+}
+
+export function createUsageService (deps: Deps & { serials: SerialService }) {
+  const { database, clock, metrics } = deps
+
+  return {
+    async record (input: unknown, meta: RequestMeta | undefined, headerKey?: string): Promise<RecordUsageResult> {
+      const data = parseInput(recordInput, input)
+      const { result, serial } = await deps.serials.validate({ serialNumber: data.serialNumber, deviceId: data.deviceId })
+      if (!result.valid || !serial) return { recorded: false, code: result.code, usageEvent: null }
+
+      const write = async (exec: Executor): Promise<RecordUsageResult> => {
+        const [row] = await exec.insert(usageEvents).values({
+          id: newId('use'),
+          serialId: serial.id,
+          clientId: serial.clientId,
+          deviceId: data.deviceId,
+          kind: 'USAGE',
+          quantity: data.quantity ?? 1,
+          feature: data.feature ?? null,
+          ip: meta?.ip ?? null,
+          recordedAt: clock()
+        }).returning()
+        const usageEvent = toUsageView(row!)
+        await writeEvents(exec, [{ type: 'usage.recorded', aggregateId: serial.id, clientId: serial.clientId, payload: { ...usageEvent, recordedAt: row!.recordedAt.toISOString() } }])
+        return { recorded: true, code: 'VALID', usageEvent }
+      }
+
+      const key = headerKey ?? data.idempotencyKey ?? undefined
+      const request = { deviceId: data.deviceId, quantity: data.quantity ?? 1, feature: data.feature ?? null }
+      const recorded = key
+        ? await withIdempotency(deps, `usage:${serial.id}`, key, request, write)
+        : await database.db.transaction(write).then((r) => { deps.eventsWritten(); return r })
+      metrics.usageEvents.inc()
+      return recorded
+    },
+
+    /** Events after a sequence number, for subscribers resuming after a disconnect. */
+    async since (filter: { clientId?: string | null, serialId?: string | null }, afterSeq: number, limit = MAX_REPLAY): Promise<UsageEventView[]> {
+      const where = [gt(usageEvents.seq, afterSeq)]
+      if (filter.clientId) where.push(eq(usageEvents.clientId, filter.clientId))
+      if (filter.serialId) where.push(eq(usageEvents.serialId, filter.serialId))
+      const rows = await database.db.select().from(usageEvents).where(and(...where)).orderBy(asc(usageEvents.seq)).limit(limit)
+      return rows.map(toUsageView)
+    }
+  }
+}
+
+export type UsageService = ReturnType<typeof createUsageService>

@@ -1,0 +1,115 @@
+// build(t): the app on the test backends, closed on teardown. gql(): one GraphQL call.
+// Backends: TEST_DATABASE_URL / DATABASE_URL and TEST_REDIS_URL / REDIS_URL when set (CI sets
+// them and fails loudly if they do not answer); otherwise embedded PGlite in memory + in-process.
+import { randomBytes } from 'node:crypto'
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import { buildApp, type BuildOptions } from '../src/app.ts'
+import { loadConfig, type Config } from '../src/config.ts'
+
+export const ADMIN_KEY = 'test-admin-key-0123456789abcdefghijklmnopqrstuvwxyz'
+/** Shared by all test processes: dev secrets (and the RSA key) are generated once. */
+export const TEST_DATA_DIR = new URL('../.tap/test-data', import.meta.url).pathname
+
+export const databaseUrl = process.env.TEST_DATABASE_URL ?? process.env.DATABASE_URL
+export const redisUrl = process.env.TEST_REDIS_URL ?? process.env.REDIS_URL
+export const realBackends = Boolean(databaseUrl && redisUrl)
+if (process.env.CI === 'true' && !realBackends) {
+  // CI must exercise PostgreSQL and Redis; never fall back to embedded backends there.
+  throw new Error('CI=true but TEST_DATABASE_URL / TEST_REDIS_URL are not set')
+}
+
+type Tap = { teardown (fn: () => unknown): void }
+
+export interface TestOptions extends BuildOptions {
+  env?: Record<string, string | undefined>
+  /** Force embedded PGlite + in-process cache and bus, whatever the environment says. */
+  embedded?: boolean
+}
+
+export async function testConfig (options: TestOptions = {}): Promise<Config> {
+  const embedded = options.embedded === true
+  return loadConfig({
+    NODE_ENV: 'test',
+    DATA_DIR: TEST_DATA_DIR,
+    DATABASE_URL: embedded ? 'memory://' : databaseUrl ?? 'memory://',
+    REDIS_URL: embedded ? undefined : redisUrl,
+    // One prefix per process: parallel test files on one Redis never see each other's events.
+    REDIS_PREFIX: `t${process.pid}${randomBytes(3).toString('hex')}`,
+    ADMIN_API_KEY: ADMIN_KEY,
+    LOG_LEVEL: 'silent',
+    RATE_LIMIT: '100000',
+    VALIDATE_RATE_LIMIT: '100000',
+    ...options.env
+  })
+}
+
+export async function build (t: Tap, options: TestOptions = {}): Promise<FastifyInstance> {
+  const config = await testConfig(options)
+  const app = await buildApp(config, { logger: false, ...options })
+  t.teardown(() => app.close())
+  await app.ready()
+  if (config.redis) {
+    // A configured Redis that does not answer is a failure, never a silent fallback.
+    await app.deps.cache.ping()
+  }
+  return app
+}
+
+export interface GqlResult<T = Record<string, any>> {
+  status: number
+  data: T | null
+  errors?: Array<{ message: string, path?: string[], extensions: { code: string, statusCode: number, errors?: Array<{ field: string, message: string }> } }>
+}
+
+export async function gql<T = Record<string, any>> (app: FastifyInstance, query: string, variables: Record<string, unknown> = {}, token: string | null = ADMIN_KEY): Promise<GqlResult<T>> {
+  const res: LightMyRequestResponse = await app.inject({
+    method: 'POST',
+    url: '/graphql',
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+    payload: { query, variables }
+  })
+  const body = res.json() as { data: T | null, errors?: GqlResult['errors'] }
+  return { status: res.statusCode, data: body.data, errors: body.errors }
+}
+
+/** The data of a call that must succeed; fails the test with the errors otherwise. */
+export async function gqlOk<T = Record<string, any>> (app: FastifyInstance, query: string, variables: Record<string, unknown> = {}, token: string | null = ADMIN_KEY): Promise<T> {
+  const res = await gql<T>(app, query, variables, token)
+  if (res.errors?.length || !res.data) throw new Error(`GraphQL failed: ${JSON.stringify(res.errors)}`)
+  return res.data
+}
+
+let counter = 0
+export function uniqueClientNumber (): string {
+  return `T${process.pid}-${Date.now().toString(36)}-${counter++}`.toUpperCase().slice(0, 32)
+}
+
+export async function createClient (app: FastifyInstance, fields: Record<string, unknown> = {}): Promise<{ id: string, clientNumber: string }> {
+  const data = await gqlOk<{ createClient: { id: string, clientNumber: string } }>(app,
+    'mutation ($input: CreateClientInput!) { createClient(input: $input) { id clientNumber } }',
+    { input: { clientNumber: uniqueClientNumber(), name: 'Test Client', contactEmail: 'ops@example.com', ...fields } })
+  return data.createClient
+}
+
+export async function createSerial (app: FastifyInstance, clientId: string, fields: Record<string, unknown> = {}): Promise<{ id: string, serialNumber: string }> {
+  const data = await gqlOk<{ createSerial: { serial: { id: string }, serialNumber: string } }>(app,
+    'mutation ($input: CreateSerialInput!) { createSerial(input: $input) { serial { id } serialNumber } }',
+    { input: { clientId, ...fields } })
+  return { id: data.createSerial.serial.id, serialNumber: data.createSerial.serialNumber }
+}
+
+export async function createApiKey (app: FastifyInstance, role: 'ADMIN' | 'MANAGER' | 'AUDITOR', clientId?: string): Promise<string> {
+  const data = await gqlOk<{ createApiKey: { secret: string } }>(app,
+    'mutation ($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret } }',
+    { input: { name: `test ${role}`, role, clientId } })
+  return data.createApiKey.secret
+}
+
+export async function restValidate (app: FastifyInstance, body: Record<string, unknown>) {
+  const res = await app.inject({ method: 'POST', url: '/api/v1/serials/validate', payload: body })
+  return { status: res.statusCode, body: res.json() as Record<string, any> }
+}
+
+export const VALIDATE = `mutation ($input: ValidateSerialInput!) {
+  validateSerial(input: $input) { valid code message expiresAt remainingDevices isDemo serverTime nonce signature }
+}`
