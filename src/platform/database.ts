@@ -23,6 +23,8 @@ export interface IDatabase {
   /** Round-trip time in ms; rejects when the database does not answer within timeoutMs. */
   ping (timeoutMs?: number): Promise<number>
   close (): Promise<void>
+  /** Statements issued through Drizzle since start: lets tests prove batching (N+1 freedom). */
+  readonly stats: { queries: number }
 }
 
 export function migrationsFolder (): string {
@@ -58,17 +60,24 @@ async function timedPing (db: Db, timeoutMs: number, what: string): Promise<numb
 
 const MIGRATION_LOCK = 727_001 // advisory lock key: instances starting together migrate one at a time
 
+function queryCounter () {
+  const stats = { queries: 0 }
+  return { stats, logger: { logQuery: () => { stats.queries++ } } }
+}
+
 async function createPostgres (config: Extract<Config['database'], { kind: 'postgres' }>, readUrl: string | undefined): Promise<IDatabase> {
   const { default: postgres } = await import('postgres')
   const { drizzle } = await import('drizzle-orm/postgres-js')
   const options = { max: config.poolMax, onnotice: () => {}, connect_timeout: 5, idle_timeout: 60 }
   const client = postgres(config.url, options)
-  const db = drizzle({ client, relations }) as unknown as Db
+  const { stats, logger } = queryCounter()
+  const db = drizzle({ client, relations, logger }) as unknown as Db
   const readClient = readUrl ? postgres(readUrl, options) : undefined
   const readDb = readClient ? drizzle({ client: readClient, relations }) as unknown as Db : db
   let closed: Promise<void> | undefined
   return {
     kind: 'postgres',
+    stats,
     db,
     readDb,
     async migrate () {
@@ -96,10 +105,12 @@ async function createPglite (config: Extract<Config['database'], { kind: 'pglite
   const { drizzle } = await import('drizzle-orm/pglite')
   if (config.dataDir) await mkdir(config.dataDir, { recursive: true })
   const client = config.dataDir ? new PGlite(config.dataDir) : new PGlite()
-  const db = drizzle({ client, relations }) as unknown as Db
+  const { stats, logger } = queryCounter()
+  const db = drizzle({ client, relations, logger }) as unknown as Db
   let closed: Promise<void> | undefined
   return {
     kind: 'pglite',
+    stats,
     db,
     readDb: db,
     async migrate () {
