@@ -10,7 +10,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Redis } from 'ioredis'
-import { Kind, type DocumentNode, type ExecutionResult, type GraphQLError } from 'graphql'
+import { Kind, type DocumentNode, type ExecutionResult, type GraphQLError, type OperationDefinitionNode } from 'graphql'
 import { eq } from 'drizzle-orm'
 import { clients } from '../../schema/index.ts'
 import { RateLimitError } from './errors.ts'
@@ -89,13 +89,10 @@ function limited (reply: FastifyReply | undefined, ttlMs: number, message: strin
   return new RateLimitError(seconds, message)
 }
 
-/** Root fields of the executed operation (aliases counted separately). */
-function rootFields (document: DocumentNode, operationName: string | undefined): { operation: string, fields: string[] } {
-  const ops = document.definitions.filter((d) => d.kind === Kind.OPERATION_DEFINITION)
-  const op = ops.find((d) => !operationName || d.name?.value === operationName) ?? ops[0]
-  if (!op) return { operation: 'query', fields: [] }
-  const fields = op.selectionSet.selections.flatMap((s) => s.kind === Kind.FIELD ? [s.name.value] : [])
-  return { operation: op.operation, fields }
+/** The operation that will run: the named one, else the only one. */
+function operationOf (document: DocumentNode, operationName: string | undefined): OperationDefinitionNode | undefined {
+  const ops = document.definitions.filter((d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION)
+  return ops.find((d) => !operationName || d.name?.value === operationName) ?? ops[0]
 }
 
 /** How many NOT_FOUND answers a public GraphQL result holds. */
@@ -129,7 +126,7 @@ export default fp(async (app) => {
 
   async function checkFailedLookups (ip: string, reply: FastifyReply | undefined): Promise<void> {
     const failed = await counter.peek(`nf:${ip}`)
-    if (failed.count >= FAILED_LOOKUP_LIMIT) throw limited(reply, failed.ttlMs, `Too many unknown serial numbers from this address; retry later`)
+    if (failed.count >= FAILED_LOOKUP_LIMIT) throw limited(reply, failed.ttlMs, 'Too many unknown serial numbers from this address; retry later')
   }
 
   const isPublicRest = (request: FastifyRequest) => request.method === 'POST' && publicPaths.has(request.url.split('?')[0]!)
@@ -156,20 +153,20 @@ export default fp(async (app) => {
 
   type HookContext = { reply?: FastifyReply, request?: FastifyRequest, publicAliases?: Set<string> }
 
-  app.graphql.addHook('preExecution', async (_schema, document, ctx, variables) => {
+  app.graphql.addHook('preExecution', async (_schema, document, ctx) => {
     const context = ctx as unknown as HookContext
     const operationName = (context.reply?.request.body as { operationName?: string } | undefined)?.operationName
-    void variables
-    const { operation, fields } = rootFields(document, operationName ?? undefined)
-    if (operation !== 'mutation') return
-    const op = document.definitions.find((d) => d.kind === Kind.OPERATION_DEFINITION && d.operation === 'mutation')
+    const op = operationOf(document, operationName ?? undefined)
+    if (op?.operation !== 'mutation') return
+    // Response keys of the public fields, so onResolution can find their answers.
     const aliases = new Set<string>()
-    if (op && op.kind === Kind.OPERATION_DEFINITION) {
-      for (const s of op.selectionSet.selections) {
-        if (s.kind === Kind.FIELD && PUBLIC_MUTATIONS.has(s.name.value)) aliases.add(s.alias?.value ?? s.name.value)
+    let publicCalls = 0
+    for (const s of op.selectionSet.selections) {
+      if (s.kind === Kind.FIELD && PUBLIC_MUTATIONS.has(s.name.value)) {
+        aliases.add(s.alias?.value ?? s.name.value)
+        publicCalls++
       }
     }
-    const publicCalls = fields.filter((f) => PUBLIC_MUTATIONS.has(f)).length
     if (publicCalls === 0) return
     context.publicAliases = aliases
     const ip = context.request?.ip ?? context.reply?.request.ip ?? 'inject'

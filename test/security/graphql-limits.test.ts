@@ -6,7 +6,7 @@ t.test('depth limit 10', async (t) => {
   // serial → client is the only cycle-free nesting, so build depth with fragments of __typename-free fields.
   const deep = '{ serials(first: 1) { edges { node { devices(first: 1) { edges { node { id } } } client { id } } } } }'
   t.equal((await gql(app, deep)).errors, undefined, 'a real query passes')
-  const tooDeep = `{ __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } }`
+  const tooDeep = '{ __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } }'
   const res = await gql(app, tooDeep)
   t.equal(res.status, 400)
   t.match(JSON.stringify(res.errors), /depth/)

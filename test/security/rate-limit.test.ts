@@ -31,7 +31,7 @@ t.test('VALIDATE_RATE_LIMIT on REST validation and on the public GraphQL mutatio
   t.equal(rest.json().code, 'RATE_LIMITED')
 
   // GraphQL: one document with three aliased validations uses the whole budget.
-  const batch = `mutation ($i: ValidateSerialInput!) { a: validateSerial(input: $i) { code } b: validateSerial(input: $i) { code } c: validateSerial(input: $i) { code } }`
+  const batch = 'mutation ($i: ValidateSerialInput!) { a: validateSerial(input: $i) { code } b: validateSerial(input: $i) { code } c: validateSerial(input: $i) { code } }'
   const first = await gql(app, batch, { i: body }, null)
   t.equal(first.errors, undefined)
   const second = await gql(app, VALIDATE, { input: body }, null)
