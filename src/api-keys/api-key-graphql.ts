@@ -7,6 +7,8 @@ import type { ApiKeyView } from './api-key-service.ts'
 export const RoleEnum = builder.enumType('Role', { values: ROLES })
 
 const ApiKeyRef = builder.objectRef<ApiKeyView>('ApiKey').implement({
+  // Defence in depth: even if a future field returns this type, anonymous callers get nothing.
+  authScopes: { authenticated: true },
   fields: (t) => ({
     id: t.exposeID('id'),
     name: t.exposeString('name'),
