@@ -1,7 +1,8 @@
 // Abuse protection beyond @fastify/rate-limit's per-IP default (registered in app.ts):
-// - VALIDATE_RATE_LIMIT per IP on the public GraphQL mutations (validateSerial, recordUsage,
-//   releaseDevice, issueLicenseCertificate); each aliased occurrence in one document counts, so
-//   batching does not multiply the budget. The REST shim applies the same limit per route.
+// - VALIDATE_RATE_LIMIT per IP, one budget shared by the public REST routes (validate, usage,
+//   release) and the public GraphQL mutations (validateSerial, recordUsage, releaseDevice,
+//   issueLicenseCertificate); each aliased occurrence in one document counts, so batching does not
+//   multiply the budget. (The REST routes also carry @fastify/rate-limit's per-route limit.)
 // - quotaPerMinute per client for calls authenticated with that client's (MANAGER) credentials.
 // - failed-lookup throttling: an IP whose public calls produced FAILED_LOOKUP_LIMIT NOT_FOUND
 //   answers within FAILED_LOOKUP_WINDOW_MS gets RATE_LIMITED on every public call until the window
@@ -141,7 +142,13 @@ export default fp(async (app) => {
         if (used.count > quota) throw limited(reply, used.ttlMs, `Client quota exceeded: ${quota} requests per minute`)
       }
     }
-    if (isPublicRest(request)) await checkFailedLookups(request.ip ?? 'inject', reply)
+    if (isPublicRest(request)) {
+      const ip = request.ip ?? 'inject'
+      await checkFailedLookups(ip, reply)
+      // One budget for REST and GraphQL: switching transport does not double the allowance.
+      const used = await counter.hit(`v:${ip}`, WINDOW_MS)
+      if (used.count > config.validateRateLimit) throw limited(reply, used.ttlMs, `Rate limit exceeded: ${config.validateRateLimit} validation and usage calls per minute`)
+    }
   })
 
   app.addHook('onSend', async (request, reply, payload) => {

@@ -20,25 +20,35 @@ t.test('RATE_LIMIT per IP: 429 with Retry-After and the contract body, shared by
   t.match(res.json(), { statusCode: 429, code: 'RATE_LIMITED' })
 })
 
-t.test('VALIDATE_RATE_LIMIT on REST validation and on the public GraphQL mutations (aliases count)', async (t) => {
-  const app = await build(t, { background: false, env: { VALIDATE_RATE_LIMIT: '3' } })
+t.test('VALIDATE_RATE_LIMIT: one budget for REST validation and the public GraphQL mutations (aliases count)', async (t) => {
+  const app = await build(t, { background: false, env: { VALIDATE_RATE_LIMIT: '4' } })
   const client = await createClient(app)
   const serial = await createSerial(app, client.id)
   const body = { serialNumber: serial.serialNumber, deviceId: 'd1' }
-  for (let i = 0; i < 3; i++) t.equal((await app.inject({ method: 'POST', url: '/api/v1/serials/validate', payload: body })).statusCode, 200)
-  const rest = await app.inject({ method: 'POST', url: '/api/v1/serials/validate', payload: body })
-  t.equal(rest.statusCode, 429)
-  t.equal(rest.json().code, 'RATE_LIMITED')
-
-  // GraphQL: one document with three aliased validations uses the whole budget.
+  t.equal((await app.inject({ method: 'POST', url: '/api/v1/serials/validate', payload: body })).statusCode, 200)
+  // One document with three aliased validations uses three calls of the budget.
   const batch = 'mutation ($i: ValidateSerialInput!) { a: validateSerial(input: $i) { code } b: validateSerial(input: $i) { code } c: validateSerial(input: $i) { code } }'
   const first = await gql(app, batch, { i: body }, null)
   t.equal(first.errors, undefined)
+  t.equal(first.data?.a.code, 'VALID')
   const second = await gql(app, VALIDATE, { input: body }, null)
   t.equal(second.status, 429)
   t.equal(second.errors?.[0]?.extensions.code, 'RATE_LIMITED')
+  const rest = await app.inject({ method: 'POST', url: '/api/v1/serials/usage', payload: body })
+  t.equal(rest.statusCode, 429, 'REST is refused too: the budget is shared')
+  t.equal(rest.json().code, 'RATE_LIMITED')
+  t.ok(Number(rest.headers['retry-after']) >= 1)
   // Authenticated, non-public operations are not charged to this budget.
   t.equal((await gql(app, '{ me { id } }')).errors, undefined)
+})
+
+t.test('VALIDATE_RATE_LIMIT on one REST route alone', async (t) => {
+  const app = await build(t, { background: false, env: { VALIDATE_RATE_LIMIT: '3' } })
+  const body = { serialNumber: generateSerialNumber(), deviceId: 'd1' }
+  for (let i = 0; i < 3; i++) t.equal((await app.inject({ method: 'POST', url: '/api/v1/serials/validate', payload: body })).statusCode, 200)
+  const res = await app.inject({ method: 'POST', url: '/api/v1/serials/validate', payload: body })
+  t.equal(res.statusCode, 429)
+  t.match(res.json(), { statusCode: 429, code: 'RATE_LIMITED' })
 })
 
 t.test('per-client quota (quotaPerMinute) for the client\'s own credentials, shared by two instances', async (t) => {
