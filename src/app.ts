@@ -12,6 +12,7 @@ import errorsPlugin from './platform/errors-plugin.ts'
 import { RateLimitError } from './platform/errors.ts'
 import { healthRoutes } from './platform/health-routes.ts'
 import { metricsRoutes } from './platform/metrics-routes.ts'
+import rateLimits from './platform/rate-limit.ts'
 import { serialRoutes } from './serials/serial-routes.ts'
 
 export const BODY_LIMIT = 1024 * 1024
@@ -69,6 +70,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await app.register(websocket)
   await app.register(authPlugin)
   await app.register(graphqlPlugin)
+  await app.register(rateLimits)
   await app.register(healthRoutes)
   await app.register(metricsRoutes)
   await app.register(serialRoutes, { prefix: config.prefix })

@@ -7,6 +7,8 @@ import type { ApiKeyView } from './api-key-service.ts'
 export const RoleEnum = builder.enumType('Role', { values: ROLES })
 
 const ApiKeyRef = builder.objectRef<ApiKeyView>('ApiKey').implement({
+  // Defence in depth: even if a future field returns this type, anonymous callers get nothing.
+  authScopes: { authenticated: true },
   fields: (t) => ({
     id: t.exposeID('id'),
     name: t.exposeString('name'),
@@ -81,10 +83,12 @@ builder.mutationField('issueToken', (t) => t.field({
   type: IssueTokenPayload,
   authScopes: { authenticated: true },
   args: { input: t.arg({ type: IssueTokenInput, required: true }) },
-  resolve: (_root, { input }, ctx) => {
+  resolve: async (_root, { input }, ctx) => {
     const ttl = input.ttlSeconds ?? 3600
     if (!Number.isInteger(ttl) || ttl < 60 || ttl > 86_400) throw new ValidationError('Validation failed', [{ field: 'ttlSeconds', message: 'must be between 60 and 86400' }])
     if (ctx.actor.kind !== 'apiKey') throw new AuthorizationError('a token is issued in exchange for an API key, not another token')
-    return ctx.issueToken(ctx.actor, ttl)
+    const issued = ctx.issueToken(ctx.actor, ttl)
+    await ctx.services.apiKeys.recordTokenIssued(ctx.actor, ctx.meta, issued.expiresAt)
+    return issued
   }
 }))

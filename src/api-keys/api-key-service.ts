@@ -113,6 +113,13 @@ export function createApiKeyService (deps: Deps) {
       return { kind: 'apiKey', id: cached.id, role: cached.role, clientId: cached.clientId }
     },
 
+    /** Audits a token exchange (no row changes, but a new credential exists until it expires). */
+    async recordTokenIssued (actor: Actor, meta: RequestMeta | undefined, expiresAt: Date): Promise<void> {
+      await db.transaction(async (tx) => {
+        await appendAudit(tx, actor, meta, [{ action: 'api_key.token_issued', targetType: 'api_key', targetId: actor.id, clientId: actor.clientId, changes: { expiresAt: expiresAt.toISOString() } }])
+      })
+    },
+
     /** Writes the remembered last-use times (called by a background timer, not per request). */
     async flushLastUsed (): Promise<void> {
       const entries = [...lastUsed]

@@ -4,6 +4,8 @@ import type { AuditVerification } from './audit-log.ts'
 import type { AuditEntry } from './audit-service.ts'
 
 const AuditEntryRef = builder.objectRef<AuditEntry>('AuditEntry').implement({
+  // Defence in depth: even if a future field returns this type, anonymous callers get nothing.
+  authScopes: { authenticated: true },
   fields: (t) => ({
     id: t.exposeID('id'),
     seq: t.field({ type: 'String', resolve: (e) => String(e.seq) }),

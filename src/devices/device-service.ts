@@ -5,7 +5,7 @@ import { z } from 'zod'
 import { clients, devices, serials } from '../../schema/index.ts'
 import { appendAudit } from '../audit/audit-log.ts'
 import { writeEvents } from '../events/domain-events.ts'
-import { canSeeClient, type Actor, type RequestMeta } from '../platform/auth.ts'
+import { ANONYMOUS, canSeeClient, type Actor, type RequestMeta } from '../platform/auth.ts'
 import { lookupHash } from '../platform/crypto.ts'
 import type { Deps } from '../platform/deps.ts'
 import { AuthorizationError, NotFoundError, ValidationError } from '../platform/errors.ts'
@@ -53,7 +53,8 @@ export function createDeviceService (deps: Deps) {
       }
       await tx.update(serials).set({ activeDevices: sql`greatest(${serials.activeDevices} - 1, 0)` }).where(eq(serials.id, serialId))
       await writeEvents(tx, [{ type: 'device.deactivated', aggregateId: serialId, clientId: serial.clientId, payload: { serialId, clientId: serial.clientId, deviceId, by: actor ? 'staff' : 'device' } }])
-      if (actor) await appendAudit(tx, actor, meta, [{ action: 'device.deactivated', targetType: 'device', targetId: device.id, clientId: serial.clientId, changes: { serialId, deviceId } }])
+      // A device releasing its own slot is audited too, under the anonymous actor.
+      await appendAudit(tx, actor ?? ANONYMOUS, meta, [{ action: actor ? 'device.deactivated' : 'device.released', targetType: 'device', targetId: device.id, clientId: serial.clientId, changes: { serialId, deviceId } }])
       return { device, serial, changed: true }
     })
     if (result.changed) {

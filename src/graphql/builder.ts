@@ -5,7 +5,7 @@ import ErrorsPlugin from '@pothos/plugin-errors'
 import ComplexityPlugin from '@pothos/plugin-complexity'
 import RelayPlugin from '@pothos/plugin-relay'
 import { GraphQLError, GraphQLScalarType, Kind } from 'graphql'
-import { AuthenticationError, AuthorizationError } from '../platform/errors.ts'
+import { AuthenticationError, AuthorizationError, ValidationError } from '../platform/errors.ts'
 import type { GraphQLContext } from './context.ts'
 
 export const MAX_PAGE_SIZE = 100
@@ -79,7 +79,13 @@ export const builder = new SchemaBuilder<{
   complexity: {
     defaultComplexity: 1,
     defaultListMultiplier: 10,
-    limit: { complexity: 5000, depth: 10, breadth: 100 }
+    limit: { complexity: 5000, depth: 10, breadth: 100 },
+    // A query over the limits is the caller's fault: VALIDATION_ERROR (400), not INTERNAL.
+    complexityError: (kind, result) => new ValidationError(String(kind) === 'Complexity'
+      ? `Query complexity ${result.complexity} exceeds the limit of ${result.maxComplexity}`
+      : String(kind) === 'Depth'
+        ? `Query depth ${result.depth} exceeds the limit of ${result.maxDepth}`
+        : `Query breadth ${result.breadth} exceeds the limit of ${result.maxBreadth}`)
   },
   relay: {
     clientMutationId: 'omit',

@@ -92,6 +92,8 @@ export function toContractError (error: unknown): SerialModuleError {
     })))
   }
   if (e?.statusCode === 429) return new RateLimitError(60)
+  // Mercurius reports an exceeded queryDepth with status 500; it is the caller's query at fault.
+  if (e?.code === 'MER_ERR_GQL_QUERY_DEPTH' && typeof e.message === 'string') return new ValidationError(e.message)
   if (e?.name === 'GraphQLError' && typeof e.message === 'string') return new ValidationError(e.message)
   if (e?.statusCode && e.statusCode >= 400 && e.statusCode < 500 && typeof e.message === 'string') {
     return new ValidationError(e.message)
