@@ -1,4 +1,5 @@
 // Composition root of the domain: every service built from explicit dependencies.
+import { createAnalyticsService } from './analytics/analytics-service.ts'
 import { createApiKeyService } from './api-keys/api-key-service.ts'
 import { createAuditService } from './audit/audit-service.ts'
 import { createCertificateService } from './certificates/certificate-service.ts'
@@ -20,6 +21,7 @@ export function createServices (deps: Deps, recorder: ValidationRecorder) {
     certificates: createCertificateService({ ...deps, serials }),
     apiKeys: createApiKeyService(deps),
     audit: createAuditService(deps),
+    analytics: createAnalyticsService(deps),
     features: deps.config.features
   }
 }

@@ -8,5 +8,6 @@ import '../usage/usage-subscriptions.ts'
 import '../certificates/certificate-graphql.ts'
 import '../api-keys/api-key-graphql.ts'
 import '../audit/audit-graphql.ts'
+import '../analytics/analytics-graphql.ts'
 
 export const schema = builder.toSchema({ sortSchema: true })

@@ -4,7 +4,7 @@ import fp from 'fastify-plugin'
 import type { Config } from '../config.ts'
 import { createOutboxRelay, type OutboxRelay } from '../events/outbox-relay.ts'
 import { createServices, type Services } from '../services.ts'
-import { createValidationRecorder } from '../serials/validation-recorder.ts'
+import { createValidationRecorder, type ValidationRecorder } from '../serials/validation-recorder.ts'
 import { pruneIdempotencyKeys } from './idempotency.ts'
 import { createCache, type ICache } from './cache.ts'
 import { createKeyring, type IKeyring } from './crypto.ts'
@@ -23,6 +23,7 @@ export interface AppDeps {
   signer: ISigner
   metrics: Metrics
   relay: OutboxRelay
+  recorder: ValidationRecorder
   services: Services
 }
 
@@ -52,7 +53,7 @@ export default fp<DepsOptions>(async (app, { config, background = true }) => {
   const deps = { config, database, cache, bus, keyring, signer, metrics, log, clock: () => new Date(), eventsWritten: () => relay.kick() }
   const services = createServices(deps, recorder)
 
-  app.decorate('deps', { config, database, cache, bus, keyring, signer, metrics, relay, services })
+  app.decorate('deps', { config, database, cache, bus, keyring, signer, metrics, relay, recorder, services })
 
   await database.migrate()
 

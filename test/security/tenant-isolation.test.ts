@@ -80,7 +80,9 @@ const queries: Record<string, Row> = {
     },
     scoped: noB
   },
-  verifyAuditLog: { expect: 'FORBIDDEN', auditor: 'ALLOWED', run: call('{ verifyAuditLog { valid } }') }
+  verifyAuditLog: { expect: 'FORBIDDEN', auditor: 'ALLOWED', run: call('{ verifyAuditLog { valid } }') },
+  clientStatistics: { expect: 'NOT_FOUND', auditor: 'ALLOWED', run: call('query ($id: ID!) { clientStatistics(clientId: $id) { serialsTotal } }', (w) => ({ id: w.b.id })) },
+  usagePatterns: { expect: 'NOT_FOUND', auditor: 'ALLOWED', run: call('query ($s: ID) { usagePatterns(serialId: $s, granularity: DAY) { quantity } }', (w) => ({ s: w.b.serialId })) }
 }
 
 const mutations: Record<string, Row> = {

@@ -1,0 +1,78 @@
+// Analytics on seeded data with known answers.
+import { sql } from 'drizzle-orm'
+import t from 'tap'
+import { build, createApiKey, createClient, createSerial, gql, gqlOk, restValidate } from '../helper.ts'
+
+const STATS = `query ($id: ID!) { clientStatistics(clientId: $id) {
+  clientId serialsTotal serialsByStatus { active suspended revoked expired } activeDevices
+  validationsLast24h { code count } usageLast30Days { events quantity } topSerials { serialId maskedNumber events quantity } } }`
+const PATTERNS = `query ($clientId: ID, $serialId: ID, $g: Granularity!, $since: DateTime, $until: DateTime) {
+  usagePatterns(clientId: $clientId, serialId: $serialId, granularity: $g, since: $since, until: $until) { bucket validations usageEvents quantity distinctDevices } }`
+
+t.test('clientStatistics and usagePatterns on seeded data', async (t) => {
+  const app = await build(t, { background: false })
+  const client = await createClient(app)
+  const a = await createSerial(app, client.id, { maxUsageCount: 3 })
+  const b = await createSerial(app, client.id)
+  const suspended = await createSerial(app, client.id)
+  const revoked = await createSerial(app, client.id)
+  await gqlOk(app, 'mutation ($input: SuspendSerialInput!) { suspendSerial(input: $input) { id } }', { input: { id: suspended.id } })
+  await gqlOk(app, 'mutation ($input: RevokeSerialInput!) { revokeSerial(input: $input) { id } }', { input: { id: revoked.id, reason: 'test' } })
+
+  for (const device of ['d1', 'd2', 'd3', 'd4']) await restValidate(app, { serialNumber: a.serialNumber, deviceId: device }) // 3 VALID, 1 TOO_MANY
+  await restValidate(app, { serialNumber: revoked.serialNumber, deviceId: 'd1' }) // REVOKED
+  const usage = async (serialNumber: string, deviceId: string, quantity: number) => {
+    const res = await app.inject({ method: 'POST', url: '/api/v1/serials/usage', payload: { serialNumber, deviceId, quantity } })
+    t.equal(res.statusCode, 201)
+  }
+  await usage(a.serialNumber, 'd1', 5)
+  await usage(a.serialNumber, 'd2', 7)
+  await usage(b.serialNumber, 'x', 1)
+  await app.deps.recorder.flush()
+
+  // An old event, outside the 30-day window, to prove the window.
+  await app.deps.database.db.execute(sql`insert into usage_events (id, serial_id, client_id, device_id, quantity, recorded_at)
+    values ('use_00000000000000000000000001', ${b.id}, ${client.id}, 'x', 100, now() - interval '40 days')`)
+
+  const stats = (await gqlOk(app, STATS, { id: client.id })).clientStatistics
+  t.match(stats, {
+    clientId: client.id,
+    serialsTotal: 4,
+    serialsByStatus: { active: 2, suspended: 1, revoked: 1, expired: 0 },
+    activeDevices: 4, // a: d1 d2 d3; b: x
+    usageLast30Days: { events: 3, quantity: 13 }
+  })
+  const codes = Object.fromEntries(stats.validationsLast24h.map((v: { code: string, count: number }) => [v.code, v.count]))
+  // usage calls validate too: 3 on known devices (VALID) + b's first device activation.
+  t.same(codes, { VALID: 3 + 3, TOO_MANY_DEVICES: 1, REVOKED: 1 })
+  t.same(stats.topSerials.map((s: { serialId: string, quantity: number, events: number }) => [s.serialId, s.events, s.quantity]), [[a.id, 2, 12], [b.id, 1, 1]])
+  t.match(stats.topSerials[0].maskedNumber, /^\*{5}-\*{5}-\*{5}-\*{5}-[0-9A-Z]{5}$/)
+
+  const days = (await gqlOk(app, PATTERNS, { clientId: client.id, g: 'DAY' })).usagePatterns
+  t.equal(days.length, 1, 'one day with activity in the last 30 days')
+  t.match(days[0], { validations: 8, usageEvents: 3, quantity: 13, distinctDevices: 3 })
+  t.equal(new Date(days[0].bucket).getUTCHours(), 0, 'day buckets start at midnight UTC')
+
+  const bySerial = (await gqlOk(app, PATTERNS, { serialId: a.id, g: 'HOUR' })).usagePatterns
+  t.equal(bySerial.length, 1)
+  t.match(bySerial[0], { usageEvents: 2, quantity: 12, distinctDevices: 2, validations: 6 })
+
+  const longAgo = (await gqlOk(app, PATTERNS, { serialId: b.id, g: 'DAY', since: new Date(Date.now() - 60 * 86_400_000).toISOString() })).usagePatterns
+  t.equal(longAgo.length, 2, 'the old event shows in a wider window')
+})
+
+t.test('analytics errors and tenant isolation', async (t) => {
+  const app = await build(t)
+  const mine = await createClient(app)
+  const other = await createClient(app)
+  const otherSerial = await createSerial(app, other.id)
+  const manager = await createApiKey(app, 'MANAGER', mine.id)
+
+  t.match((await gql(app, STATS, { id: other.id }, manager)).errors?.[0]?.extensions, { code: 'NOT_FOUND' })
+  t.match((await gql(app, PATTERNS, { serialId: otherSerial.id, g: 'DAY' }, manager)).errors?.[0]?.extensions, { code: 'NOT_FOUND' })
+  t.ok((await gql(app, STATS, { id: mine.id }, manager)).data?.clientStatistics, 'a manager sees its own client')
+  t.match((await gql(app, PATTERNS, { g: 'DAY' })).errors?.[0]?.extensions, { code: 'VALIDATION_ERROR', errors: [{ field: 'clientId' }] })
+  t.match((await gql(app, PATTERNS, { clientId: mine.id, g: 'HOUR', since: new Date(Date.now() - 90 * 86_400_000).toISOString() })).errors?.[0]?.extensions, { code: 'VALIDATION_ERROR' })
+  t.match((await gql(app, PATTERNS, { clientId: mine.id, g: 'DAY', since: new Date().toISOString(), until: new Date(Date.now() - 1000).toISOString() })).errors?.[0]?.extensions, { code: 'VALIDATION_ERROR' })
+  t.match((await gql(app, STATS, { id: mine.id }, null)).errors?.[0]?.extensions, { code: 'AUTHENTICATION_ERROR' })
+})
