@@ -105,7 +105,7 @@ export function createAnalyticsService (deps: Deps) {
       if (until.getTime() - since.getTime() > MAX_RANGE_MS[data.granularity]) {
         throw new ValidationError('Validation failed', [{ field: 'since', message: `range too long for ${data.granularity} buckets` }])
       }
-      const unit = data.granularity === 'HOUR' ? sql.raw(`'hour'`) : sql.raw(`'day'`)
+      const unit = data.granularity === 'HOUR' ? sql.raw('\'hour\'') : sql.raw('\'day\'')
       const scope = data.serialId ? sql`serial_id = ${data.serialId}` : sql`client_id = ${clientId}`
       const usage = await queryRows<{ bucket: string | Date, events: string, quantity: string, devices: string }>(db, sql`
         select date_trunc(${unit}, recorded_at, 'UTC') as bucket, count(*) as events, sum(quantity) as quantity, count(distinct device_id) as devices
