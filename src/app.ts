@@ -54,6 +54,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   app.removeContentTypeParser('text/plain')
   await app.register(errorsPlugin)
   await app.register(depsPlugin, { config, background: options.background ?? true })
+  // Before every other route, so the request-duration hook sees them all.
+  await app.register(metricsRoutes)
   await app.register(helmet, { contentSecurityPolicy: config.graphiql ? false : undefined, global: true })
   await app.register(rateLimit, {
     global: true,
@@ -72,7 +74,6 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await app.register(graphqlPlugin)
   await app.register(rateLimits)
   await app.register(healthRoutes)
-  await app.register(metricsRoutes)
   await app.register(serialRoutes, { prefix: config.prefix })
   return app
 }

@@ -2,7 +2,7 @@
 // the shared event bus, and GraphQL validation also for subscriptions.
 import fp from 'fastify-plugin'
 import mercurius from 'mercurius'
-import { GraphQLError, NoSchemaIntrospectionCustomRule, specifiedRules, validate, type ExecutionResult } from 'graphql'
+import { GraphQLError, Kind, NoSchemaIntrospectionCustomRule, specifiedRules, validate, type ExecutionResult } from 'graphql'
 import { ANONYMOUS, bearerToken, type Actor } from '../platform/auth.ts'
 import { toContractError, type SerialModuleError } from '../platform/errors.ts'
 import { createLoaders, type GraphQLContext } from './context.ts'
@@ -76,6 +76,20 @@ export default fp(async (app) => {
       else if (execution.statusCode) status = execution.statusCode
       return { statusCode: status, response: { data: execution.data ?? null, errors } }
     }
+  })
+
+  // graphql_operation_duration_seconds: timed from execution start to resolution.
+  const timing = Symbol('graphql timing')
+  app.graphql.addHook('preExecution', async (_schema, document, context) => {
+    const operation = document.definitions.find((d) => d.kind === Kind.OPERATION_DEFINITION)
+    ;(context as unknown as Record<symbol, unknown>)[timing] = {
+      start: process.hrtime.bigint(),
+      labels: { operation_type: operation?.operation ?? 'unknown', operation_name: operation?.name?.value ?? 'anonymous' }
+    }
+  })
+  app.graphql.addHook('onResolution', async (_execution, context) => {
+    const timed = (context as unknown as Record<symbol, { start: bigint, labels: { operation_type: string, operation_name: string } } | undefined>)[timing]
+    if (timed) app.deps.metrics.graphqlDuration.observe(timed.labels, Number(process.hrtime.bigint() - timed.start) / 1e9)
   })
 
   // Mercurius runs only queryDepth on subscriptions: run full validation (and the introspection

@@ -1,9 +1,10 @@
-import type { FastifyPluginAsync } from 'fastify'
+import fp from 'fastify-plugin'
 import { safeEqual } from './crypto.ts'
 import { AuthenticationError } from './errors.ts'
 import { bearerToken } from './auth.ts'
 
-export const metricsRoutes: FastifyPluginAsync = async (app) => {
+// fastify-plugin: the timing hook must see every route, not only the ones in this plugin.
+export const metricsRoutes = fp(async (app) => {
   const { metrics, config } = app.deps
 
   app.addHook('onResponse', async (request, reply) => {
@@ -19,4 +20,4 @@ export const metricsRoutes: FastifyPluginAsync = async (app) => {
     }
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics())
   })
-}
+}, { name: 'metrics-routes', dependencies: ['deps'] })
