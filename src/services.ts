@@ -8,6 +8,7 @@ import { createDeviceService, type DeviceService } from './devices/device-servic
 import type { Deps } from './platform/deps.ts'
 import { createSerialService } from './serials/serial-service.ts'
 import type { ValidationRecorder } from './serials/validation-recorder.ts'
+import { createWebhookService } from './webhooks/webhook-service.ts'
 import { createUsageService } from './usage/usage-service.ts'
 
 export function createServices (deps: Deps, recorder: ValidationRecorder) {
@@ -22,6 +23,7 @@ export function createServices (deps: Deps, recorder: ValidationRecorder) {
     apiKeys: createApiKeyService(deps),
     audit: createAuditService(deps),
     analytics: createAnalyticsService(deps),
+    webhooks: createWebhookService(deps),
     features: deps.config.features
   }
 }

@@ -9,5 +9,6 @@ import '../certificates/certificate-graphql.ts'
 import '../api-keys/api-key-graphql.ts'
 import '../audit/audit-graphql.ts'
 import '../analytics/analytics-graphql.ts'
+import '../webhooks/webhook-graphql.ts'
 
 export const schema = builder.toSchema({ sortSchema: true })

@@ -53,6 +53,9 @@ export default fp<DepsOptions>(async (app, { config, background = true }) => {
   const deps = { config, database, cache, bus, keyring, signer, metrics, log, clock: () => new Date(), eventsWritten: () => relay.kick() }
   const services = createServices(deps, recorder)
 
+  // Webhook deliveries are enqueued inside the relay's transaction, so none is lost or doubled.
+  relay.addHook((tx, events) => services.webhooks.enqueue(tx, events).then(() => {}))
+
   app.decorate('deps', { config, database, cache, bus, keyring, signer, metrics, relay, recorder, services })
 
   await database.migrate()
@@ -69,6 +72,7 @@ export default fp<DepsOptions>(async (app, { config, background = true }) => {
       timers.push(t)
     }
     every(30_000, () => services.apiKeys.flushLastUsed())
+    every(1000, async () => { while (await services.webhooks.deliverDue() === 20); })
     every(3_600_000, () => pruneIdempotencyKeys(database.db, new Date()))
   }
 

@@ -9,7 +9,7 @@ import { build, createApiKey, createClient, createSerial, gql, gqlOk, type GqlRe
 interface World {
   app: FastifyInstance
   a: { id: string, serialId: string, serialNumber: string }
-  b: { id: string, clientNumber: string, serialId: string, serialNumber: string, keyId: string, deviceId: string }
+  b: { id: string, clientNumber: string, serialId: string, serialNumber: string, keyId: string, deviceId: string, webhookId: string }
   manager: string
   auditor: string
 }
@@ -34,7 +34,7 @@ const call = (query: string, variables: (w: World) => Record<string, unknown> = 
 
 const noB = (w: World, res: GqlResult) => {
   const text = JSON.stringify(res.data)
-  for (const id of [w.b.id, w.b.serialId, w.b.keyId, w.b.clientNumber]) {
+  for (const id of [w.b.id, w.b.serialId, w.b.keyId, w.b.clientNumber, w.b.webhookId]) {
     if (text.includes(id)) throw new Error(`answer mentions ${id} of client B: ${text.slice(0, 300)}`)
   }
 }
@@ -82,7 +82,9 @@ const queries: Record<string, Row> = {
   },
   verifyAuditLog: { expect: 'FORBIDDEN', auditor: 'ALLOWED', run: call('{ verifyAuditLog { valid } }') },
   clientStatistics: { expect: 'NOT_FOUND', auditor: 'ALLOWED', run: call('query ($id: ID!) { clientStatistics(clientId: $id) { serialsTotal } }', (w) => ({ id: w.b.id })) },
-  usagePatterns: { expect: 'NOT_FOUND', auditor: 'ALLOWED', run: call('query ($s: ID) { usagePatterns(serialId: $s, granularity: DAY) { quantity } }', (w) => ({ s: w.b.serialId })) }
+  usagePatterns: { expect: 'NOT_FOUND', auditor: 'ALLOWED', run: call('query ($s: ID) { usagePatterns(serialId: $s, granularity: DAY) { quantity } }', (w) => ({ s: w.b.serialId })) },
+  webhooks: { expect: 'SCOPED', auditor: 'ALLOWED', run: call('{ webhooks { id clientId url } }'), scoped: noB },
+  webhookDeliveries: { expect: 'NOT_FOUND', auditor: 'ALLOWED', run: call('query ($id: ID!) { webhookDeliveries(webhookId: $id, first: 5) { edges { node { id } } } }', (w) => ({ id: w.b.webhookId })) }
 }
 
 const mutations: Record<string, Row> = {
@@ -100,6 +102,9 @@ const mutations: Record<string, Row> = {
   deactivateDevice: { expect: 'NOT_FOUND', auditor: 'FORBIDDEN', run: call('mutation ($i: DeactivateDeviceInput!) { deactivateDevice(input: $i) { id } }', (w) => ({ i: { serialId: w.b.serialId, deviceId: w.b.deviceId } })) },
   createApiKey: { expect: 'FORBIDDEN', auditor: 'FORBIDDEN', run: call('mutation ($i: CreateApiKeyInput!) { createApiKey(input: $i) { secret } }', (w) => ({ i: { name: 'x', role: 'MANAGER', clientId: w.b.id } })) },
   revokeApiKey: { expect: 'FORBIDDEN', auditor: 'FORBIDDEN', run: call('mutation ($i: RevokeApiKeyInput!) { revokeApiKey(input: $i) { id } }', (w) => ({ i: { id: w.b.keyId } })) },
+  createWebhook: { expect: 'NOT_FOUND', auditor: 'FORBIDDEN', run: call('mutation ($i: CreateWebhookInput!) { createWebhook(input: $i) { secret } }', (w) => ({ i: { clientId: w.b.id, url: 'http://127.0.0.1:9/hook' } })) },
+  enableWebhook: { expect: 'NOT_FOUND', auditor: 'FORBIDDEN', run: call('mutation ($i: EnableWebhookInput!) { enableWebhook(input: $i) { id } }', (w) => ({ i: { id: w.b.webhookId } })) },
+  deleteWebhook: { expect: 'NOT_FOUND', auditor: 'FORBIDDEN', run: call('mutation ($i: DeleteWebhookInput!) { deleteWebhook(input: $i) { id } }', (w) => ({ i: { id: w.b.webhookId } })) },
   issueToken: { expect: 'SCOPED', auditor: 'ALLOWED', run: call('mutation { issueToken(input: { ttlSeconds: 60 }) { token } }'), scoped: noB },
   // Public: the serial number is the credential; any caller (or none) gets the same answer.
   validateSerial: { expect: 'PUBLIC', auditor: 'PUBLIC', run: call('mutation ($i: ValidateSerialInput!) { validateSerial(input: $i) { code } }', (w) => ({ i: { serialNumber: w.b.serialNumber, deviceId: 'm-dev' } })) },
@@ -134,17 +139,18 @@ t.test('every root field declares authScopes unless it is public', async (t) => 
 })
 
 t.test('MANAGER of client A against client B, AUDITOR read-only', async (t) => {
-  const app = await build(t, { background: false })
+  const app = await build(t, { background: false, env: { WEBHOOK_ALLOW_PRIVATE: 'true' } })
   const a = await createClient(app)
   const b = await createClient(app, { contactEmail: 'b-secret@example.com' })
   const sa = await createSerial(app, a.id)
   const sb = await createSerial(app, b.id, { maxUsageCount: 5 })
   const bKey = await gqlOk(app, 'mutation ($i: CreateApiKeyInput!) { createApiKey(input: $i) { apiKey { id } } }', { i: { name: 'b', role: 'MANAGER', clientId: b.id } })
   await gqlOk(app, 'mutation ($i: ValidateSerialInput!) { validateSerial(input: $i) { code } }', { i: { serialNumber: sb.serialNumber, deviceId: 'b-device', deviceInfo: { host: 'b' } } })
+  const bHook = await gqlOk(app, 'mutation ($i: CreateWebhookInput!) { createWebhook(input: $i) { webhook { id } } }', { i: { clientId: b.id, url: 'http://127.0.0.1:9/b-hook' } })
   const w: World = {
     app,
     a: { id: a.id, serialId: sa.id, serialNumber: sa.serialNumber },
-    b: { id: b.id, clientNumber: b.clientNumber, serialId: sb.id, serialNumber: sb.serialNumber, keyId: bKey.createApiKey.apiKey.id, deviceId: 'b-device' },
+    b: { id: b.id, clientNumber: b.clientNumber, serialId: sb.id, serialNumber: sb.serialNumber, keyId: bKey.createApiKey.apiKey.id, deviceId: 'b-device', webhookId: bHook.createWebhook.webhook.id },
     manager: await createApiKey(app, 'MANAGER', a.id),
     auditor: await createApiKey(app, 'AUDITOR')
   }
