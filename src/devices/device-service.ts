@@ -67,6 +67,13 @@ export function createDeviceService (deps: Deps) {
   return {
     view,
 
+    /** Plain read, no lock: the common cold-cache case of a device that already holds a slot. */
+    async isActive (serialId: string, deviceId: string): Promise<boolean> {
+      const [device] = await db.select({ active: devices.active }).from(devices)
+        .where(and(eq(devices.serialId, serialId), eq(devices.deviceId, deviceId))).limit(1)
+      return device?.active === true
+    },
+
     async activate (serialId: string, deviceId: string, deviceInfo: Record<string, unknown> | null, now: Date): Promise<ActivationOutcome> {
       const outcome = await db.transaction(async (tx) => {
         // The row lock serialises activations of one serial across every instance.

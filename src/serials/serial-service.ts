@@ -374,7 +374,11 @@ export function createSerialService (deps: Deps & { devices: DeviceService, reco
         return { result: answer(failed ?? 'NOT_FOUND', state, data.deviceId, data.nonce, now), serial: state }
       }
       const deviceKey = deviceCacheKey(state.id, data.deviceId)
-      const known = cache.getLocal<1>(deviceKey) ?? await cache.get<1>(deviceKey)
+      let known = cache.getLocal<1>(deviceKey) ?? await cache.get<1>(deviceKey)
+      if (!known && await deps.devices.isActive(state.id, data.deviceId)) {
+        known = 1
+        await cache.set(deviceKey, 1, CACHE_TTL_S)
+      }
       if (known) {
         deps.recorder.validation(state, data.deviceId, 'VALID', now)
         return { result: answer('VALID', state, data.deviceId, data.nonce, now), serial: state }

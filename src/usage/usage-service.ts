@@ -9,6 +9,7 @@ import type { Executor } from '../platform/database.ts'
 import type { Deps } from '../platform/deps.ts'
 import { newId } from '../platform/ids.ts'
 import { withIdempotency } from '../platform/idempotency.ts'
+import { createUsageWriter } from './usage-writer.ts'
 import { parseInput } from '../platform/validation.ts'
 import type { ValidationCode } from '../serials/serial-rules.ts'
 import { deviceIdSchema, type SerialService } from '../serials/serial-service.ts'
@@ -45,6 +46,10 @@ export function toUsageView (row: typeof usageEvents.$inferSelect): UsageEventVi
 
 export function createUsageService (deps: Deps & { serials: SerialService }) {
   const { database, clock, metrics } = deps
+  const outboxPayload = (row: typeof usageEvents.$inferSelect) => ({ ...toUsageView(row), recordedAt: row.recordedAt.toISOString() })
+  // Requests without an idempotency key share transactions (group commit); keyed ones keep their
+  // own transaction, which also holds the idempotency row.
+  const writer = createUsageWriter(database.db, deps.eventsWritten, outboxPayload)
 
   return {
     async record (input: unknown, meta: RequestMeta | undefined, headerKey?: string): Promise<RecordUsageResult> {
@@ -52,28 +57,28 @@ export function createUsageService (deps: Deps & { serials: SerialService }) {
       const { result, serial } = await deps.serials.validate({ serialNumber: data.serialNumber, deviceId: data.deviceId })
       if (!result.valid || !serial) return { recorded: false, code: result.code, usageEvent: null }
 
+      const insert = {
+        id: newId('use'),
+        serialId: serial.id,
+        clientId: serial.clientId,
+        deviceId: data.deviceId,
+        kind: 'USAGE',
+        quantity: data.quantity ?? 1,
+        feature: data.feature ?? null,
+        ip: meta?.ip ?? null,
+        recordedAt: clock()
+      }
       const write = async (exec: Executor): Promise<RecordUsageResult> => {
-        const [row] = await exec.insert(usageEvents).values({
-          id: newId('use'),
-          serialId: serial.id,
-          clientId: serial.clientId,
-          deviceId: data.deviceId,
-          kind: 'USAGE',
-          quantity: data.quantity ?? 1,
-          feature: data.feature ?? null,
-          ip: meta?.ip ?? null,
-          recordedAt: clock()
-        }).returning()
-        const usageEvent = toUsageView(row!)
-        await writeEvents(exec, [{ type: 'usage.recorded', aggregateId: serial.id, clientId: serial.clientId, payload: { ...usageEvent, recordedAt: row!.recordedAt.toISOString() } }])
-        return { recorded: true, code: 'VALID', usageEvent }
+        const [row] = await exec.insert(usageEvents).values(insert).returning()
+        await writeEvents(exec, [{ type: 'usage.recorded', aggregateId: serial.id, clientId: serial.clientId, payload: outboxPayload(row!) }])
+        return { recorded: true, code: 'VALID', usageEvent: toUsageView(row!) }
       }
 
       const key = headerKey ?? data.idempotencyKey ?? undefined
       const request = { deviceId: data.deviceId, quantity: data.quantity ?? 1, feature: data.feature ?? null }
       const recorded = key
         ? await withIdempotency(deps, `usage:${serial.id}`, key, request, write)
-        : await database.db.transaction(write).then((r) => { deps.eventsWritten(); return r })
+        : { recorded: true, code: 'VALID' as const, usageEvent: toUsageView(await writer.write(insert)) }
       metrics.usageEvents.inc()
       return recorded
     },
