@@ -80,7 +80,9 @@ export async function createCache ({ redis: redisConfig, bus, stats = noStats, m
       if (redis) {
         try { await redis.del(...keys.map(ns)) } catch { /* the short L2 TTL bounds staleness */ }
       }
-      await bus.publish(INVALIDATE_TOPIC, { keys })
+      // A change that committed must not fail because Redis is down: other instances then
+      // drop their copy when the L1 TTL (30 s) runs out.
+      try { await bus.publish(INVALIDATE_TOPIC, { keys }) } catch { /* degraded */ }
     },
     ping: () => redis ? pingRedis(redis) : Promise.resolve(0),
     async close () {
