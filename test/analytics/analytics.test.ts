@@ -1,6 +1,7 @@
 // Analytics on seeded data with known answers.
 import { sql } from 'drizzle-orm'
 import t from 'tap'
+import { newId } from '../../src/platform/ids.ts'
 import { build, createApiKey, createClient, createSerial, gql, gqlOk, restValidate } from '../helper.ts'
 
 const STATS = `query ($id: ID!) { clientStatistics(clientId: $id) {
@@ -32,7 +33,7 @@ t.test('clientStatistics and usagePatterns on seeded data', async (t) => {
 
   // An old event, outside the 30-day window, to prove the window.
   await app.deps.database.db.execute(sql`insert into usage_events (id, serial_id, client_id, device_id, quantity, recorded_at)
-    values ('use_00000000000000000000000001', ${b.id}, ${client.id}, 'x', 100, now() - interval '40 days')`)
+    values (${newId('use')}, ${b.id}, ${client.id}, 'x', 100, now() - interval '40 days')`)
 
   const stats = (await gqlOk(app, STATS, { id: client.id })).clientStatistics
   t.match(stats, {
