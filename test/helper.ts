@@ -55,6 +55,18 @@ export async function build (t: Tap, options: TestOptions = {}): Promise<Fastify
   return app
 }
 
+/**
+ * Two instances sharing the database and the Redis prefix. On embedded backends (one PGlite per
+ * instance) both roles run on the same instance, so the same races still run.
+ */
+export async function buildPair (t: Tap, options: TestOptions = {}): Promise<[FastifyInstance, FastifyInstance]> {
+  const shared = await testConfig()
+  const env = { REDIS_PREFIX: shared.redis?.prefix ?? 'pair', ...options.env }
+  const a = await build(t, { ...options, env })
+  const b = databaseUrl ? await build(t, { ...options, env }) : a
+  return [a, b]
+}
+
 export interface GqlResult<T = Record<string, any>> {
   status: number
   data: T | null

@@ -3,18 +3,15 @@ import { sql } from 'drizzle-orm'
 import t from 'tap'
 import { eventTopic } from '../../src/events/domain-events.ts'
 import { queryRows } from '../../src/platform/database.ts'
-import { build, databaseUrl, testConfig } from '../helper.ts'
+import { buildPair } from '../helper.ts'
 
 t.test('rows left unpublished are relayed by a new instance, in order, and marked', async (t) => {
-  const shared = await testConfig()
-  const env = { REDIS_PREFIX: shared.redis?.prefix }
-  const first = await build(t, { env, background: false })
+  const [first, second] = await buildPair(t, { background: false })
   const clientId = `cli_RELAY${Date.now()}`
   // As after a crash between commit and publish: committed outbox rows, never published.
   await first.deps.database.db.execute(sql`insert into outbox (type, aggregate_id, client_id, payload)
     select 'usage.recorded', 'ser_RELAYTEST', ${clientId}, jsonb_build_object('n', g) from generate_series(1, 50) g`)
 
-  const second = databaseUrl ? await build(t, { env, background: false }) : first
   const seen: number[] = []
   const unsubscribe = await second.deps.bus.subscribe(eventTopic('usage.recorded', clientId), (event) => {
     seen.push(Number((event as { payload: { n: number } }).payload.n))

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import { createClient as wsClient, type Client } from 'graphql-ws'
 import t from 'tap'
 import WebSocket from 'ws'
-import { build, createClient, createSerial, databaseUrl, gqlOk, testConfig, ADMIN_KEY } from '../helper.ts'
+import { build, buildPair, createClient, createSerial, gqlOk, ADMIN_KEY } from '../helper.ts'
 
 async function listen (app: FastifyInstance): Promise<string> {
   await app.listen({ port: 0, host: '127.0.0.1' })
@@ -32,11 +32,7 @@ async function until (fn: () => boolean, ms = 5000): Promise<void> {
 const USAGE = 'subscription ($c: ID, $s: ID, $after: String) { usageRecorded(clientId: $c, serialId: $s, after: $after) { id serialId deviceId quantity seq } }'
 
 t.test('usage recorded on instance B reaches a subscriber on instance A', async (t) => {
-  const shared = await testConfig()
-  const env = { REDIS_PREFIX: shared.redis?.prefix }
-  const a = await build(t, { env })
-  // Two instances need a shared database; on embedded backends both roles run on one instance.
-  const b = databaseUrl ? await build(t, { env }) : a
+  const [a, b] = await buildPair(t)
   const client = await createClient(a)
   const serial = await createSerial(a, client.id, { maxUsageCount: 5 })
   const otherSerial = await createSerial(a, client.id)

@@ -3,15 +3,10 @@
 import t from 'tap'
 import { sql } from 'drizzle-orm'
 import { queryRows } from '../../src/platform/database.ts'
-import { build, createClient, createSerial, databaseUrl, gqlOk, restValidate, testConfig } from '../helper.ts'
+import { build, buildPair, createClient, createSerial, gqlOk, restValidate } from '../helper.ts'
 
 t.test('200 concurrent new devices on two instances: exactly 5 VALID', async (t) => {
-  const shared = await testConfig()
-  const env = { REDIS_PREFIX: shared.redis?.prefix }
-  const a = await build(t, { env })
-  // Two instances need one shared database: PostgreSQL. On embedded PGlite (a database per
-  // instance) the same races run against a single instance.
-  const b = databaseUrl ? await build(t, { env }) : a
+  const [a, b] = await buildPair(t)
   const client = await createClient(a)
   const serial = await createSerial(a, client.id, { maxUsageCount: 5 })
 
@@ -46,12 +41,7 @@ t.test('the same new device racing itself takes one slot', async (t) => {
 })
 
 t.test('revoke on one instance, validate on the other at once: REVOKED', async (t) => {
-  const shared = await testConfig()
-  const env = { REDIS_PREFIX: shared.redis?.prefix }
-  const a = await build(t, { env })
-  // Two instances need one shared database: PostgreSQL. On embedded PGlite (a database per
-  // instance) the same races run against a single instance.
-  const b = databaseUrl ? await build(t, { env }) : a
+  const [a, b] = await buildPair(t)
   const client = await createClient(a)
   const serial = await createSerial(a, client.id)
   // Warm both instances' caches with a known, valid device first.
