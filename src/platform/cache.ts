@@ -37,11 +37,17 @@ const noStats: CacheStats = { hit () {}, miss () {} }
 
 export async function createCache ({ redis: redisConfig, bus, stats = noStats, maxEntries = 200_000, l1TtlMs = 30_000 }: CacheOptions): Promise<ICache> {
   const l1 = new LRUCache<string, { v: unknown }>({ max: maxEntries, ttl: l1TtlMs, ttlAutopurge: false })
-  const redis = redisConfig ? createRedis(redisConfig.url) : undefined
+  // No offline queue: while Redis is down a lookup fails at once and the caller reads PostgreSQL.
+  const redis = redisConfig ? createRedis(redisConfig.url, { enableOfflineQueue: false }) : undefined
   const ns = (key: string) => `${redisConfig?.prefix ?? ''}:${key}`
-  const unsubscribe = await bus.subscribe(INVALIDATE_TOPIC, (payload) => {
+  // Start even when Redis is down (degraded): the subscription completes once it reconnects.
+  let unsubscribe = async () => {}
+  const subscribed = bus.subscribe(INVALIDATE_TOPIC, (payload) => {
     for (const key of (payload as { keys?: string[] })?.keys ?? []) l1.delete(key)
-  })
+  }).then((fn) => { unsubscribe = fn })
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([subscribed, new Promise((resolve) => { timer = setTimeout(resolve, 2000) })])
+  clearTimeout(timer)
 
   return {
     kind: redis ? 'redis' : 'memory',

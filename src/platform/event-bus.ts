@@ -18,7 +18,7 @@ export interface IEventBus {
   close (): Promise<void>
 }
 
-function wrap (kind: 'redis' | 'memory', emitter: MQEmitter, ping: () => Promise<number>): IEventBus {
+function wrap (kind: 'redis' | 'memory', emitter: MQEmitter, ping: () => Promise<number>, disconnect = () => {}): IEventBus {
   let closed = false
   return {
     kind,
@@ -36,11 +36,18 @@ function wrap (kind: 'redis' | 'memory', emitter: MQEmitter, ping: () => Promise
       })))
     }),
     ping,
-    close: () => new Promise<void>((resolve) => {
-      if (closed) return resolve()
+    close: async () => {
+      if (closed) return
       closed = true
-      emitter.close(() => resolve())
-    })
+      // A graceful QUIT never completes while Redis is down: give it a second, then cut.
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([
+        new Promise<void>((resolve) => emitter.close(() => resolve())),
+        new Promise<void>((resolve) => { timer = setTimeout(resolve, 1000) })
+      ])
+      clearTimeout(timer)
+      disconnect()
+    }
   }
 }
 
@@ -54,5 +61,8 @@ export function createEventBus (redis: { url: string, prefix: string } | undefin
   // Topics are prefixed so deployments (or test runs) sharing one Redis never hear each other.
   const { MQEmitterRedisPrefix } = mqemitterRedis as unknown as { MQEmitterRedisPrefix: new (prefix: string, options: object) => MQEmitter }
   const emitter = new MQEmitterRedisPrefix(`${redis.prefix}/`, { pubConn, subConn })
-  return wrap('redis', emitter, () => pingRedis(pubConn))
+  // mqemitter-redis re-emits connection errors on `state`; unheard, an EventEmitter 'error'
+  // would crash the process while Redis is down. The readiness check reports the outage instead.
+  ;(emitter as unknown as { state: { on (event: 'error', fn: () => void): void } }).state.on('error', () => {})
+  return wrap('redis', emitter, () => pingRedis(pubConn), () => { pubConn.disconnect(); subConn.disconnect() })
 }
