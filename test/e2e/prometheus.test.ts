@@ -1,0 +1,58 @@
+// A real Prometheus scrapes the service on loopback; a metric is read back through its HTTP API.
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { build, createClient, createSerial, restValidate } from '../helper.ts'
+
+const prometheus = ['/usr/bin/prometheus', '/usr/local/bin/prometheus'].find((p) => spawnSync('test', ['-x', p]).status === 0)
+if (!prometheus && process.env.CI === 'true') throw new Error('the Prometheus test needs prometheus (apt-get install prometheus)')
+
+async function freePort (): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer()
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+t.test('Prometheus scrapes /metrics with the bearer token', { skip: prometheus ? false : 'needs prometheus' }, async (t) => {
+  const token = 'prometheus-scrape-token-0123'
+  const app = await build(t, { env: { METRICS_TOKEN: token } })
+  const client = await createClient(app)
+  const serial = await createSerial(app, client.id)
+  for (let i = 0; i < 3; i++) await restValidate(app, { serialNumber: serial.serialNumber, deviceId: 'pc' })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const target = `127.0.0.1:${(app.server.address() as { port: number }).port}`
+
+  const dir = mkdtempSync(join(tmpdir(), 'serials-prom-'))
+  writeFileSync(join(dir, 'token'), token)
+  writeFileSync(join(dir, 'prometheus.yml'), `global: { scrape_interval: 1s }
+scrape_configs:
+  - job_name: serials
+    authorization: { type: Bearer, credentials_file: ${join(dir, 'token')} }
+    static_configs: [{ targets: ['${target}'] }]
+`)
+  const port = await freePort()
+  const server = spawn(prometheus!, [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`], { stdio: 'ignore' })
+  t.teardown(() => { server.kill('SIGTERM') })
+
+  let value: number | undefined
+  const end = Date.now() + 60_000
+  while (value === undefined && Date.now() < end) {
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/api/v1/query?query=${encodeURIComponent('serials_validations_total{code="VALID"}')}`)
+      const body = await res.json() as { data?: { result?: Array<{ value: [number, string] }> } }
+      const result = body.data?.result?.[0]
+      if (result) value = Number(result.value[1])
+    } catch { /* not up yet */ }
+  }
+  t.equal(value, 3, 'Prometheus read serials_validations_total{code="VALID"} = 3 from the service')
+  const up = await (await fetch(`http://127.0.0.1:${port}/api/v1/query?query=up`)).json() as { data: { result: Array<{ value: [number, string] }> } }
+  t.equal(up.data.result[0]?.value[1], '1', 'the target is up (token accepted)')
+})
