@@ -39,6 +39,8 @@ export async function testConfig (options: TestOptions = {}): Promise<Config> {
     REDIS_PREFIX: `t${process.pid}${randomBytes(3).toString('hex')}`,
     ADMIN_API_KEY: ADMIN_KEY,
     LOG_LEVEL: 'silent',
+    // Test files run in parallel and many build two apps: keep well under max_connections (100).
+    DB_POOL_MAX: '4',
     RATE_LIMIT: '100000',
     VALIDATE_RATE_LIMIT: '100000',
     ...options.env

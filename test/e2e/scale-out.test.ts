@@ -41,7 +41,7 @@ function startInstance (port: number, prefix: string): ChildProcess {
   return spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     cwd: root,
     stdio: ['ignore', 'ignore', 'inherit'],
-    env: { ...process.env, API_PORT: String(port), DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, REDIS_PREFIX: prefix, ADMIN_API_KEY: ADMIN_KEY, DATA_DIR: TEST_DATA_DIR, TRUST_PROXY: 'true', LOG_LEVEL: 'warn', RATE_LIMIT: '1000000', VALIDATE_RATE_LIMIT: '1000000', NODE_ENV: 'test' }
+    env: { ...process.env, API_PORT: String(port), DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, REDIS_PREFIX: prefix, ADMIN_API_KEY: ADMIN_KEY, DATA_DIR: TEST_DATA_DIR, TRUST_PROXY: 'true', LOG_LEVEL: 'warn', DB_POOL_MAX: '4', RATE_LIMIT: '1000000', VALIDATE_RATE_LIMIT: '1000000', NODE_ENV: 'test' }
   })
 }
 
