@@ -2,6 +2,7 @@
 // Backends: TEST_DATABASE_URL / DATABASE_URL and TEST_REDIS_URL / REDIS_URL when set (CI sets
 // them and fails loudly if they do not answer); otherwise embedded PGlite in memory + in-process.
 import { randomBytes } from 'node:crypto'
+import { createServer } from 'node:net'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { buildApp, type BuildOptions } from '../src/app.ts'
 import { loadConfig, type Config } from '../src/config.ts'
@@ -69,6 +70,17 @@ export async function buildPair (t: Tap, options: TestOptions = {}): Promise<[Fa
   const a = await build(t, { ...options, env })
   const b = databaseUrl ? await build(t, { ...options, env }) : a
   return [a, b]
+}
+
+/** A loopback port nothing listens on right now (for child servers, or a deliberately dead Redis). */
+export async function freePort (): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer()
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })
 }
 
 export interface GqlResult<T = Record<string, any>> {

@@ -1,24 +1,13 @@
 // A real Prometheus scrapes the service on loopback; a metric is read back through its HTTP API.
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { build, createClient, createSerial, restValidate } from '../helper.ts'
+import { build, createClient, createSerial, freePort, restValidate } from '../helper.ts'
 
 const prometheus = ['/usr/bin/prometheus', '/usr/local/bin/prometheus'].find((p) => spawnSync('test', ['-x', p]).status === 0)
 if (!prometheus && process.env.CI === 'true') throw new Error('the Prometheus test needs prometheus (apt-get install prometheus)')
-
-async function freePort (): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer()
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 t.test('Prometheus scrapes /metrics with the bearer token', { skip: prometheus ? false : 'needs prometheus' }, async (t) => {
   const token = 'prometheus-scrape-token-0123'

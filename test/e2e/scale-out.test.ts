@@ -2,7 +2,6 @@
 // Paths: /a/… and /b/… reach one instance each; everything else is balanced over both.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { sql } from 'drizzle-orm'
@@ -10,23 +9,13 @@ import { createClient as wsClient } from 'graphql-ws'
 import t from 'tap'
 import WebSocket from 'ws'
 import { queryRows } from '../../src/platform/database.ts'
-import { ADMIN_KEY, build, databaseUrl, redisUrl, TEST_DATA_DIR } from '../helper.ts'
+import { ADMIN_KEY, build, databaseUrl, freePort, redisUrl, TEST_DATA_DIR } from '../helper.ts'
 
 const nginx = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => spawnSync('test', ['-x', p]).status === 0)
 const missing = !databaseUrl || !redisUrl ? 'PostgreSQL and Redis (TEST_DATABASE_URL, TEST_REDIS_URL)' : !nginx ? 'nginx (apt-get install nginx)' : null
 if (missing && process.env.CI === 'true') throw new Error(`scale-out test needs ${missing}`)
 
 const root = new URL('../..', import.meta.url).pathname
-
-async function freePort (): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer()
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 async function waitFor (url: string, ms = 30_000): Promise<void> {
   const end = Date.now() + ms

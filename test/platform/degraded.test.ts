@@ -1,20 +1,9 @@
 // Redis down: the service starts, reports "degraded", and still validates from PostgreSQL.
-import { createServer } from 'node:net'
 import t from 'tap'
-import { build, createClient, createSerial, databaseUrl, gqlOk, restValidate } from '../helper.ts'
-
-async function deadPort (): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer()
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-}
+import { build, createClient, createSerial, databaseUrl, freePort, gqlOk, restValidate } from '../helper.ts'
 
 t.test('with Redis unreachable: degraded, and validation still answers', async (t) => {
-  const port = await deadPort()
+  const port = await freePort()
   const app = await build(t, { env: { REDIS_URL: `redis://127.0.0.1:${port}`, DATABASE_URL: databaseUrl ?? 'memory://' }, skipRedisCheck: true })
   const ready = await app.inject({ method: 'GET', url: '/health/ready' })
   t.equal(ready.statusCode, 200)
