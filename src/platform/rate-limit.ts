@@ -7,7 +7,8 @@
 // - failed-lookup throttling: an IP whose public calls produced FAILED_LOOKUP_LIMIT NOT_FOUND
 //   answers within FAILED_LOOKUP_WINDOW_MS gets RATE_LIMITED on every public call until the window
 //   ends (enumeration defence).
-// Counters are fixed windows in Redis when configured (shared by every instance), else in memory.
+// Counters are fixed windows in Redis when configured (shared by every instance, synced in the
+// background: see redisCounter), else in memory.
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Redis } from 'ioredis'
@@ -30,38 +31,158 @@ const QUOTA_CACHE_MS = 30_000
 export interface WindowCount { count: number, ttlMs: number }
 
 export interface IWindowCounter {
-  /** Adds `by` to the key's counter in the current window and returns the new total. */
-  hit (key: string, windowMs: number, by?: number): Promise<WindowCount>
-  peek (key: string): Promise<WindowCount>
+  /**
+   * Adds `by` to the key's counter in the current window and returns the new total. `limit` is
+   * the caller's threshold: with Redis, a hit far below it is counted locally and synced in the
+   * background; near it (or on a key this instance has not seen) it waits for Redis.
+   */
+  hit (key: string, windowMs: number, by: number, limit: number): Promise<WindowCount>
+  /** The key's total, from Redis when unknown here, then kept in sync in the background. */
+  peek (key: string, limit: number): Promise<WindowCount>
+  close (): void
 }
 
-const HIT_SCRIPT = `local c = redis.call('INCRBY', KEYS[1], ARGV[2])
-if c == tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+/** How often pending local counts go to Redis and the shared totals come back, in ms. */
+export const SYNC_MS = 100
+
+// by > 0: add and return the total (starting the window on the first hit); by = 0: read only.
+const SYNC_SCRIPT = `local by = tonumber(ARGV[2])
+local c
+if by > 0 then
+  c = redis.call('INCRBY', KEYS[1], by)
+  if c == by then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+else
+  c = tonumber(redis.call('GET', KEYS[1]) or '0')
+end
 local t = redis.call('PTTL', KEYS[1])
 return {c, t}`
 
-export function createWindowCounter (redis: Redis | undefined, prefix: string): IWindowCounter {
-  if (redis) {
-    return {
-      async hit (key, windowMs, by = 1) {
-        try {
-          const [count, ttl] = await redis.eval(HIT_SCRIPT, 1, `${prefix}${key}`, String(windowMs), String(by)) as [number, number]
-          return { count, ttlMs: ttl > 0 ? ttl : windowMs }
-        } catch {
-          // Redis unavailable: fail open, as @fastify/rate-limit does with skipOnError.
-          return { count: 0, ttlMs: 0 }
-        }
-      },
-      async peek (key) {
-        try {
-          const [raw, ttl] = await Promise.all([redis.get(`${prefix}${key}`), redis.pttl(`${prefix}${key}`)])
-          return { count: raw === null ? 0 : Number(raw), ttlMs: Math.max(ttl, 0) }
-        } catch {
-          return { count: 0, ttlMs: 0 }
-        }
+interface Entry {
+  windowMs: number
+  /** Total in Redis as of the last answer, including this instance's hits it saw. */
+  shared: number
+  /** Local hits not yet sent to Redis. */
+  pending: number
+  /** Local hits sent in the flush now under way. */
+  inFlight: number
+  resetAt: number
+  usedAt: number
+  syncedAt: number
+}
+
+/** Keys only read (no local hits) are refreshed from Redis this often, in ms. */
+const READ_REFRESH_MS = 1000
+
+/**
+ * Fixed-window counters shared through Redis without a round trip per request (the approach
+ * Unkey describes): each instance counts locally and every SYNC_MS sends its pending counts and
+ * reads the shared totals back in one pipeline. While a key's estimate stays below half its
+ * limit the caller is answered from memory; above that, or for a key this instance has not seen
+ * in the current window, the hit waits for Redis, so small limits stay exact across instances.
+ * The price: N instances together may overshoot a large limit by what they admit in one SYNC_MS.
+ * Redis errors fail open (as @fastify/rate-limit's skipOnError) and leave the counts local.
+ */
+function redisCounter (redis: Redis, prefix: string): IWindowCounter {
+  const entries = new Map<string, Entry>()
+  const run = (key: string, windowMs: number, by: number) =>
+    redis.eval(SYNC_SCRIPT, 1, `${prefix}${key}`, String(windowMs), String(by)) as Promise<[number, number]>
+
+  function live (key: string, now: number): Entry | undefined {
+    const entry = entries.get(key)
+    return entry && entry.resetAt > now ? entry : undefined
+  }
+
+  function absorb (entry: Entry, [count, ttl]: [number, number], now: number) {
+    entry.shared = count
+    entry.syncedAt = now
+    entry.resetAt = now + (ttl > 0 ? ttl : entry.windowMs)
+  }
+
+  async function exact (key: string, windowMs: number, by: number, now: number): Promise<WindowCount> {
+    let entry = entries.get(key)
+    if (!entry || (entry.resetAt <= now && entry.inFlight === 0)) {
+      entry = { windowMs, shared: 0, pending: 0, inFlight: 0, resetAt: now + windowMs, usedAt: now, syncedAt: 0 }
+      entries.set(key, entry)
+    }
+    entry.usedAt = now
+    const send = by + entry.pending
+    entry.pending = 0
+    entry.inFlight += send
+    try {
+      absorb(entry, await run(key, windowMs, send), Date.now())
+    } catch {
+      entry.pending += send // keep counting locally; the next flush retries
+    } finally {
+      entry.inFlight -= send
+    }
+    return { count: entry.shared + entry.pending + entry.inFlight, ttlMs: Math.max(entry.resetAt - Date.now(), 0) }
+  }
+
+  let flushing = false
+  async function flush () {
+    if (flushing) return
+    flushing = true
+    const now = Date.now()
+    const batch: Array<[string, Entry, number]> = []
+    const pipeline = redis.pipeline()
+    for (const [key, entry] of entries) {
+      if (entry.resetAt <= now || now - entry.usedAt > entry.windowMs) {
+        if (entry.inFlight === 0 && entry.pending === 0) entries.delete(key)
+        if (entry.resetAt <= now) continue
       }
+      const send = entry.pending
+      if (send === 0 && now - entry.syncedAt < READ_REFRESH_MS) continue
+      entry.pending = 0
+      entry.inFlight += send
+      batch.push([key, entry, send])
+      pipeline.eval(SYNC_SCRIPT, 1, `${prefix}${key}`, String(entry.windowMs), String(send))
+    }
+    try {
+      if (batch.length === 0) return
+      const results = await pipeline.exec()
+      const at = Date.now()
+      batch.forEach(([, entry, send], i) => {
+        entry.inFlight -= send
+        const [error, value] = results?.[i] ?? [new Error('no result')]
+        if (error) entry.pending += send
+        else absorb(entry, value as [number, number], at)
+      })
+    } catch {
+      for (const [, entry, send] of batch) { entry.inFlight -= send; entry.pending += send }
+    } finally {
+      flushing = false
     }
   }
+  const timer = setInterval(() => { void flush() }, SYNC_MS)
+  timer.unref()
+
+  return {
+    async hit (key, windowMs, by, limit) {
+      const now = Date.now()
+      const entry = live(key, now)
+      if (!entry) return exact(key, windowMs, by, now)
+      const estimate = entry.shared + entry.inFlight + entry.pending + by
+      if (estimate * 2 >= limit) return exact(key, windowMs, by, now)
+      entry.pending += by
+      entry.usedAt = now
+      return { count: estimate, ttlMs: entry.resetAt - now }
+    },
+    async peek (key, limit) {
+      const now = Date.now()
+      const entry = live(key, now)
+      // Unknown here: one read, then the entry (zero included) is refreshed in the background.
+      if (!entry) return exact(key, FAILED_LOOKUP_WINDOW_MS, 0, now)
+      entry.usedAt = now
+      const count = entry.shared + entry.inFlight + entry.pending
+      if (count * 2 >= limit && count < limit) return exact(key, entry.windowMs, 0, now)
+      return { count, ttlMs: entry.resetAt - now }
+    },
+    close () { clearInterval(timer) }
+  }
+}
+
+export function createWindowCounter (redis: Redis | undefined, prefix: string): IWindowCounter {
+  if (redis) return redisCounter(redis, prefix)
   const windows = new Map<string, { count: number, resetAt: number }>()
   const current = (key: string) => {
     const entry = windows.get(key)
@@ -70,7 +191,7 @@ export function createWindowCounter (redis: Redis | undefined, prefix: string): 
     return undefined
   }
   return {
-    async hit (key, windowMs, by = 1) {
+    async hit (key, windowMs, by) {
       if (windows.size > 100_000) for (const k of windows.keys()) current(k) // drop expired windows
       const entry = current(key) ?? { count: 0, resetAt: Date.now() + windowMs }
       entry.count += by
@@ -80,7 +201,8 @@ export function createWindowCounter (redis: Redis | undefined, prefix: string): 
     async peek (key) {
       const entry = current(key)
       return entry ? { count: entry.count, ttlMs: entry.resetAt - Date.now() } : { count: 0, ttlMs: 0 }
-    }
+    },
+    close () {}
   }
 }
 
@@ -113,6 +235,7 @@ function notFoundCount (result: ExecutionResult, publicAliases: Set<string>): nu
 export default fp(async (app) => {
   const { config, cache, database } = app.deps
   const counter = createWindowCounter(cache.redis, `${config.redis?.prefix ?? 'serials'}:rlx:`)
+  app.addHook('onClose', async () => counter.close())
   const quotas = new Map<string, { quota: number | null, until: number }>()
   const publicPaths = new Set(['validate', 'usage', 'release'].map((p) => `${config.prefix}/serials/${p}`))
 
@@ -126,7 +249,7 @@ export default fp(async (app) => {
   }
 
   async function checkFailedLookups (ip: string, reply: FastifyReply | undefined): Promise<void> {
-    const failed = await counter.peek(`nf:${ip}`)
+    const failed = await counter.peek(`nf:${ip}`, FAILED_LOOKUP_LIMIT)
     if (failed.count >= FAILED_LOOKUP_LIMIT) throw limited(reply, failed.ttlMs, 'Too many unknown serial numbers from this address; retry later')
   }
 
@@ -138,7 +261,7 @@ export default fp(async (app) => {
     if (clientId) {
       const quota = await quotaOf(clientId)
       if (quota !== null) {
-        const used = await counter.hit(`q:${clientId}`, WINDOW_MS)
+        const used = await counter.hit(`q:${clientId}`, WINDOW_MS, 1, quota)
         if (used.count > quota) throw limited(reply, used.ttlMs, `Client quota exceeded: ${quota} requests per minute`)
       }
     }
@@ -146,7 +269,7 @@ export default fp(async (app) => {
       const ip = request.ip ?? 'inject'
       await checkFailedLookups(ip, reply)
       // One budget for REST and GraphQL: switching transport does not double the allowance.
-      const used = await counter.hit(`v:${ip}`, WINDOW_MS)
+      const used = await counter.hit(`v:${ip}`, WINDOW_MS, 1, config.validateRateLimit)
       if (used.count > config.validateRateLimit) throw limited(reply, used.ttlMs, `Rate limit exceeded: ${config.validateRateLimit} validation and usage calls per minute`)
     }
   })
@@ -154,7 +277,7 @@ export default fp(async (app) => {
   app.addHook('onSend', async (request, reply, payload) => {
     if (!isPublicRest(request)) return payload
     const notFound = reply.statusCode === 404 || (typeof payload === 'string' && payload.includes('"code":"NOT_FOUND"'))
-    if (notFound) await counter.hit(`nf:${request.ip ?? 'inject'}`, FAILED_LOOKUP_WINDOW_MS)
+    if (notFound) await counter.hit(`nf:${request.ip ?? 'inject'}`, FAILED_LOOKUP_WINDOW_MS, 1, FAILED_LOOKUP_LIMIT)
     return payload
   })
 
@@ -178,7 +301,7 @@ export default fp(async (app) => {
     context.publicAliases = aliases
     const ip = context.request?.ip ?? context.reply?.request.ip ?? 'inject'
     await checkFailedLookups(ip, context.reply)
-    const used = await counter.hit(`v:${ip}`, WINDOW_MS, publicCalls)
+    const used = await counter.hit(`v:${ip}`, WINDOW_MS, publicCalls, config.validateRateLimit)
     if (used.count > config.validateRateLimit) throw limited(context.reply, used.ttlMs, `Rate limit exceeded: ${config.validateRateLimit} validation and usage calls per minute`)
   })
 
@@ -187,6 +310,6 @@ export default fp(async (app) => {
     if (!context.publicAliases?.size) return
     const n = notFoundCount(execution, context.publicAliases)
     const ip = context.request?.ip ?? context.reply?.request.ip ?? 'inject'
-    if (n > 0) await counter.hit(`nf:${ip}`, FAILED_LOOKUP_WINDOW_MS, n)
+    if (n > 0) await counter.hit(`nf:${ip}`, FAILED_LOOKUP_WINDOW_MS, n, FAILED_LOOKUP_LIMIT)
   })
 }, { name: 'rate-limits', dependencies: ['deps', 'auth', 'graphql'] })

@@ -55,23 +55,26 @@ const idempotencyKeyOf = (header: string | string[] | undefined): string | undef
   typeof header === 'string' && header.length > 0 ? header : undefined
 
 export const serialRoutes: FastifyPluginAsync = async (app) => {
-  const { services, config } = app.deps
-  const publicLimit = { rateLimit: { max: config.validateRateLimit, timeWindow: 60_000 } }
+  const { services } = app.deps
+  // The public routes are JSON for apps, not pages for browsers: no helmet headers. Their rate
+  // limit is the per-IP VALIDATE_RATE_LIMIT budget of platform/rate-limit.ts (shared with the
+  // public GraphQL mutations), not a second @fastify/rate-limit counter.
+  const publicRoute = { helmet: false as const, config: { rateLimit: false as const } }
 
-  app.post('/serials/validate', { schema: { body: validateBody, response: validateResponse }, config: publicLimit }, async (request) => {
+  app.post('/serials/validate', { schema: { body: validateBody, response: validateResponse }, ...publicRoute }, async (request) => {
     const { result } = await services.serials.validate(request.body)
     // Absent rather than null: legacy clients check for the keys' presence.
     const { nonce, signature, ...rest } = result
     return { ...rest, ...(nonce ? { nonce } : {}), ...(signature ? { signature } : {}) }
   })
 
-  app.post('/serials/usage', { schema: { body: usageBody }, config: publicLimit }, async (request, reply) => {
+  app.post('/serials/usage', { schema: { body: usageBody }, ...publicRoute }, async (request, reply) => {
     const result = await services.usage.record(request.body, { ip: request.ip, requestId: request.id }, idempotencyKeyOf(request.headers['idempotency-key']))
     // 201 when an event was stored; 200 with recorded: false and the validation code otherwise.
     return reply.status(result.recorded ? 201 : 200).send(result)
   })
 
-  app.post('/serials/release', { schema: { body: releaseBody }, config: publicLimit }, async (request) => {
+  app.post('/serials/release', { schema: { body: releaseBody }, ...publicRoute }, async (request) => {
     return services.devices.releaseBySerialNumber(request.body)
   })
 
