@@ -36,6 +36,7 @@ const envSchema = z.object({
   DB_USER: optionalString,
   DB_PASSWORD: z.string().optional(),
   DB_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
+  DB_LOOKUP_POOL_MAX: z.coerce.number().int().min(1).max(50).default(2),
   DATABASE_READ_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL').optional(),
   REDIS_HOST: optionalString,
@@ -71,7 +72,7 @@ export interface Config {
   host: string
   port: number
   prefix: string
-  database: { kind: 'postgres', url: string, poolMax: number } | { kind: 'pglite', dataDir: string | undefined }
+  database: { kind: 'postgres', url: string, poolMax: number, lookupPoolMax: number } | { kind: 'pglite', dataDir: string | undefined }
   databaseReadUrl: string | undefined
   /** prefix: namespaces keys, rate-limit counters and pub/sub topics (several deployments, one Redis). */
   redis: { url: string, prefix: string } | undefined
@@ -177,7 +178,7 @@ export async function loadConfig (source: Record<string, string | undefined> = p
     port: env.API_PORT,
     prefix: env.API_PREFIX.replace(/\/+$/, '') || '/api/v1',
     database: databaseUrl && !databaseUrl.startsWith('memory://')
-      ? { kind: 'postgres', url: databaseUrl, poolMax: env.DB_POOL_MAX }
+      ? { kind: 'postgres', url: databaseUrl, poolMax: env.DB_POOL_MAX, lookupPoolMax: env.DB_LOOKUP_POOL_MAX }
       : { kind: 'pglite', dataDir: databaseUrl ? undefined : `${env.DATA_DIR}/pglite` },
     databaseReadUrl: env.DATABASE_READ_URL,
     redis: redisUrl ? { url: redisUrl, prefix: env.REDIS_PREFIX } : undefined,

@@ -69,7 +69,7 @@ export function createDeviceService (deps: Deps) {
 
     /** Plain read, no lock: the common cold-cache case of a device that already holds a slot. */
     async isActive (serialId: string, deviceId: string): Promise<boolean> {
-      const [device] = await db.select({ active: devices.active }).from(devices)
+      const [device] = await database.lookupDb.select({ active: devices.active }).from(devices)
         .where(and(eq(devices.serialId, serialId), eq(devices.deviceId, deviceId))).limit(1)
       return device?.active === true
     },

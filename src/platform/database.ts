@@ -19,6 +19,11 @@ export interface IDatabase {
   readonly db: Db
   /** Read replica for analytics and lists when DATABASE_READ_URL is set; otherwise db. */
   readonly readDb: Db
+  /**
+   * Point reads on the validation hot path (never transactions): a small pool whose connections
+   * pipeline queries, so one event-loop turn sends many lookups in one write (DB_LOOKUP_POOL_MAX).
+   */
+  readonly lookupDb: Db
   migrate (): Promise<void>
   /** Round-trip time in ms; rejects when the database does not answer within timeoutMs. */
   ping (timeoutMs?: number): Promise<number>
@@ -74,12 +79,23 @@ async function createPostgres (config: Extract<Config['database'], { kind: 'post
   const db = drizzle({ client, relations, logger }) as unknown as Db
   const readClient = readUrl ? postgres(readUrl, options) : undefined
   const readDb = readClient ? drizzle({ client: readClient, relations }) as unknown as Db : db
+  const lookupClient = postgres(config.url, { ...options, max: config.lookupPoolMax })
+  // Drizzle runs its queries unnamed (prepare: false), and postgres.js then waits for a Describe
+  // round trip before every parameterised query, which also stops pipelining. The hot path's few
+  // fixed statements are prepared instead: once per connection, then pipelined.
+  const preparing = new Proxy(lookupClient, {
+    get: (target, prop) => prop === 'unsafe'
+      ? (query: string, params?: unknown[], opts?: object) => target.unsafe(query, params as never, { ...opts, prepare: true })
+      : Reflect.get(target, prop, target)
+  })
+  const lookupDb = drizzle({ client: preparing, relations, logger }) as unknown as Db
   let closed: Promise<void> | undefined
   return {
     kind: 'postgres',
     stats,
     db,
     readDb,
+    lookupDb,
     async migrate () {
       const { migrate } = await import('drizzle-orm/postgres-js/migrator')
       const one = postgres(config.url, { ...options, max: 1 })
@@ -94,7 +110,7 @@ async function createPostgres (config: Extract<Config['database'], { kind: 'post
     },
     ping: (timeoutMs = 1500) => timedPing(db, timeoutMs, 'PostgreSQL'),
     async close () {
-      closed ??= Promise.all([client.end({ timeout: 5 }), readClient?.end({ timeout: 5 })]).then(() => {})
+      closed ??= Promise.all([client.end({ timeout: 5 }), lookupClient.end({ timeout: 5 }), readClient?.end({ timeout: 5 })]).then(() => {})
       return closed
     }
   }
@@ -113,6 +129,7 @@ async function createPglite (config: Extract<Config['database'], { kind: 'pglite
     stats,
     db,
     readDb: db,
+    lookupDb: db,
     async migrate () {
       const { migrate } = await import('drizzle-orm/pglite/migrator')
       await migrate(drizzle({ client, relations }), { migrationsFolder: migrationsFolder() })

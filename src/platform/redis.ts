@@ -12,6 +12,8 @@ export function createRedis (url: string, options: RedisOptions = {}): Redis {
     commandTimeout: 1000,
     connectTimeout: 2000,
     retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+    // Commands issued in one event-loop turn go out in one write: fewer syscalls on the hot path.
+    enableAutoPipelining: true,
     ...options
   })
   // Connection errors are reported by health checks; without a listener ioredis logs to stderr.

@@ -1,7 +1,7 @@
 // Serial use cases: issue, change state, and the validation hot path (L1 → L2 → PostgreSQL).
 import { and, asc, eq, gt, isNull, lte, or, type SQL } from 'drizzle-orm'
 import { z } from 'zod'
-import { clients, serials } from '../../schema/index.ts'
+import { clients, devices, serials } from '../../schema/index.ts'
 import { appendAudit } from '../audit/audit-log.ts'
 import { clientCacheKey } from '../clients/client-service.ts'
 import { writeEvents, type DomainEvent, type DomainEventType } from '../events/domain-events.ts'
@@ -224,22 +224,42 @@ export function createSerialService (deps: Deps & { devices: DeviceService, reco
     const key = serialCacheKey(numberHash)
     const cached = cache.getLocal<SerialState>(key) ?? await cache.get<SerialState>(key)
     if (cached) return cached
-    const [row] = await db.select({ serial: serials, clientNumber: clients.clientNumber })
+    const [row] = await database.lookupDb.select({ serial: serials, clientNumber: clients.clientNumber })
       .from(serials).innerJoin(clients, eq(clients.id, serials.clientId))
       .where(eq(serials.numberHash, numberHash)).limit(1)
     if (!row) return undefined
     const state = stateOf(row.serial, row.clientNumber)
-    await cache.set(key, state, CACHE_TTL_S)
+    // L1 is filled at once; the L2 write need not delay the answer.
+    void cache.set(key, state, CACHE_TTL_S)
     return state
+  }
+
+  /**
+   * The validation's view of a serial: from the caches, or on a miss one query for the serial,
+   * its client's status and whether this device holds a slot (one round trip instead of three).
+   */
+  async function loadForValidation (numberHash: string, deviceId: string): Promise<{ state?: SerialState, clientStatus?: string, deviceActive?: boolean }> {
+    const key = serialCacheKey(numberHash)
+    const cached = cache.getLocal<SerialState>(key) ?? await cache.get<SerialState>(key)
+    if (cached) return { state: cached, clientStatus: await loadClientStatus(cached.clientId) }
+    const [row] = await database.lookupDb.select({ serial: serials, clientNumber: clients.clientNumber, clientStatus: clients.status, deviceActive: devices.active })
+      .from(serials).innerJoin(clients, eq(clients.id, serials.clientId))
+      .leftJoin(devices, and(eq(devices.serialId, serials.id), eq(devices.deviceId, deviceId)))
+      .where(eq(serials.numberHash, numberHash)).limit(1)
+    if (!row) return {}
+    const state = stateOf(row.serial, row.clientNumber)
+    void cache.set(key, state, CACHE_TTL_S)
+    void cache.set(clientCacheKey(state.clientId), { status: row.clientStatus }, CACHE_TTL_S)
+    return { state, clientStatus: row.clientStatus, deviceActive: row.deviceActive === true }
   }
 
   async function loadClientStatus (clientId: string): Promise<string | undefined> {
     const key = clientCacheKey(clientId)
     const cached = cache.getLocal<{ status: string }>(key) ?? await cache.get<{ status: string }>(key)
     if (cached) return cached.status
-    const [row] = await db.select({ status: clients.status }).from(clients).where(eq(clients.id, clientId)).limit(1)
+    const [row] = await database.lookupDb.select({ status: clients.status }).from(clients).where(eq(clients.id, clientId)).limit(1)
     if (!row) return undefined
-    await cache.set(key, { status: row.status }, CACHE_TTL_S)
+    void cache.set(key, { status: row.status }, CACHE_TTL_S)
     return row.status
   }
 
@@ -366,19 +386,17 @@ export function createSerialService (deps: Deps & { devices: DeviceService, reco
       const normalised = normaliseSerialNumber(data.serialNumber)
       if (!normalised) return { result: answer('INVALID_FORMAT', undefined, data.deviceId, data.nonce, now) }
       const numberHash = lookupHash(config.pepper, normalised)
-      const state = await loadState(numberHash)
-      const clientStatus = state ? await loadClientStatus(state.clientId) : undefined
+      const { state, clientStatus, deviceActive } = await loadForValidation(numberHash, data.deviceId)
       const failed = checkSerial(state, clientStatus, now.getTime())
       if (failed || !state) {
         if (state) deps.recorder.validation(state, null, failed!, now)
         return { result: answer(failed ?? 'NOT_FOUND', state, data.deviceId, data.nonce, now), serial: state }
       }
       const deviceKey = deviceCacheKey(state.id, data.deviceId)
-      let known = cache.getLocal<1>(deviceKey) ?? await cache.get<1>(deviceKey)
-      if (!known && await deps.devices.isActive(state.id, data.deviceId)) {
-        known = 1
-        await cache.set(deviceKey, 1, CACHE_TTL_S)
-      }
+      // Known from the query that just loaded the serial, else L1, L2, then a plain read.
+      let known = deviceActive ?? Boolean(cache.getLocal<1>(deviceKey) ?? await cache.get<1>(deviceKey))
+      if (!known && deviceActive === undefined) known = await deps.devices.isActive(state.id, data.deviceId)
+      if (known && !cache.getLocal<1>(deviceKey)) void cache.set(deviceKey, 1, CACHE_TTL_S)
       if (known) {
         deps.recorder.validation(state, data.deviceId, 'VALID', now)
         return { result: answer('VALID', state, data.deviceId, data.nonce, now), serial: state }
