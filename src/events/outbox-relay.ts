@@ -10,6 +10,8 @@ const RELAY_LOCK = 727_003
 const BATCH = 500
 /** Fallback poll for rows written by other instances or left by a crash, in ms. */
 const POLL_MS = 1000
+/** A kick waits this long, so the commits of a busy moment share one relay transaction. */
+const KICK_DELAY_MS = 5
 /** Published rows are kept this long for inspection, in ms. */
 export const OUTBOX_RETENTION_MS = 7 * 86_400_000
 
@@ -41,6 +43,7 @@ export function createOutboxRelay ({ db, bus, log }: { db: Db, bus: IEventBus, l
   let running: Promise<number> | undefined
   let again = false
   let stopped = false
+  let kickTimer: NodeJS.Timeout | undefined
 
   async function runOnce (): Promise<number> {
     return db.transaction(async (tx) => {
@@ -86,7 +89,10 @@ export function createOutboxRelay ({ db, bus, log }: { db: Db, bus: IEventBus, l
   }
 
   return {
-    kick () { if (!stopped) void drain() },
+    kick () {
+      if (stopped || kickTimer) return
+      kickTimer = setTimeout(() => { kickTimer = undefined; void drain() }, KICK_DELAY_MS)
+    },
     drain,
     addHook (hook) { hooks.push(hook) },
     start () {
@@ -101,6 +107,7 @@ export function createOutboxRelay ({ db, bus, log }: { db: Db, bus: IEventBus, l
     async stop () {
       stopped = true
       if (timer) clearInterval(timer)
+      if (kickTimer) clearTimeout(kickTimer)
       if (pruneTimer) clearInterval(pruneTimer)
       await running
     }

@@ -24,6 +24,11 @@ export interface IDatabase {
    * pipeline queries, so one event-loop turn sends many lookups in one write (DB_LOOKUP_POOL_MAX).
    */
   readonly lookupDb: Db
+  /**
+   * The main pool with every statement prepared (once per connection, then pipelined). Only for
+   * statements whose text never varies: each distinct text stays cached on each connection.
+   */
+  readonly preparedDb: Db
   migrate (): Promise<void>
   /** Round-trip time in ms; rejects when the database does not answer within timeoutMs. */
   ping (timeoutMs?: number): Promise<number>
@@ -83,12 +88,13 @@ async function createPostgres (config: Extract<Config['database'], { kind: 'post
   // Drizzle runs its queries unnamed (prepare: false), and postgres.js then waits for a Describe
   // round trip before every parameterised query, which also stops pipelining. The hot path's few
   // fixed statements are prepared instead: once per connection, then pipelined.
-  const preparing = new Proxy(lookupClient, {
+  const preparing = (sql: typeof client) => new Proxy(sql, {
     get: (target, prop) => prop === 'unsafe'
       ? (query: string, params?: unknown[], opts?: object) => target.unsafe(query, params as never, { ...opts, prepare: true })
       : Reflect.get(target, prop, target)
   })
-  const lookupDb = drizzle({ client: preparing, relations, logger }) as unknown as Db
+  const lookupDb = drizzle({ client: preparing(lookupClient), relations, logger }) as unknown as Db
+  const preparedDb = drizzle({ client: preparing(client), relations, logger }) as unknown as Db
   let closed: Promise<void> | undefined
   return {
     kind: 'postgres',
@@ -96,6 +102,7 @@ async function createPostgres (config: Extract<Config['database'], { kind: 'post
     db,
     readDb,
     lookupDb,
+    preparedDb,
     async migrate () {
       const { migrate } = await import('drizzle-orm/postgres-js/migrator')
       const one = postgres(config.url, { ...options, max: 1 })
@@ -130,6 +137,7 @@ async function createPglite (config: Extract<Config['database'], { kind: 'pglite
     db,
     readDb: db,
     lookupDb: db,
+    preparedDb: db,
     async migrate () {
       const { migrate } = await import('drizzle-orm/pglite/migrator')
       await migrate(drizzle({ client, relations }), { migrationsFolder: migrationsFolder() })

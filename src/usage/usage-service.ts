@@ -49,7 +49,7 @@ export function createUsageService (deps: Deps & { serials: SerialService }) {
   const outboxPayload = (row: typeof usageEvents.$inferSelect) => ({ ...toUsageView(row), recordedAt: row.recordedAt.toISOString() })
   // Requests without an idempotency key share transactions (group commit); keyed ones keep their
   // own transaction, which also holds the idempotency row.
-  const writer = createUsageWriter(database.db, deps.eventsWritten, outboxPayload)
+  const writer = createUsageWriter(database.preparedDb, deps.eventsWritten)
 
   return {
     async record (input: unknown, meta: RequestMeta | undefined, headerKey?: string): Promise<RecordUsageResult> {

@@ -2,20 +2,52 @@
 // rows arriving while a commit is in flight wait and go together in the next transaction (at
 // most BATCH). Every caller is answered only after its transaction committed: nothing is
 // acknowledged before it is durable.
+//
+// A batch is one statement of fixed text (arrays through unnest), prepared once per connection:
+// the usage rows and their outbox rows are inserted together, atomically, in one round trip.
+import { sql } from 'drizzle-orm'
 import { usageEvents } from '../../schema/index.ts'
-import { writeEvents } from '../events/domain-events.ts'
-import type { Db } from '../platform/database.ts'
+import { queryRows, type Db } from '../platform/database.ts'
 
 export type UsageInsert = typeof usageEvents.$inferInsert
 export type UsageRow = typeof usageEvents.$inferSelect
 
 const BATCH = 500
 
+/** The stored row, as the insert left it (the writer fills every defaulted column itself). */
+function stored (row: UsageInsert, seq: number): UsageRow {
+  return { id: row.id!, seq, serialId: row.serialId, clientId: row.clientId, deviceId: row.deviceId, kind: row.kind ?? 'USAGE', quantity: row.quantity ?? 1, feature: row.feature ?? null, ip: row.ip ?? null, recordedAt: row.recordedAt ?? new Date() }
+}
+
 interface Pending { row: UsageInsert, resolve: (row: UsageRow) => void, reject: (error: unknown) => void }
 
 export interface UsageWriter { write (row: UsageInsert): Promise<UsageRow> }
 
-export function createUsageWriter (db: Db, committed: () => void, outboxPayload: (row: UsageRow) => Record<string, unknown>): UsageWriter {
+/**
+ * Inserts the rows and one `usage.recorded` outbox event each, whose payload is the event as
+ * subscribers see it (every column but ip; recordedAt as ISO 8601 in UTC). Returns id → seq.
+ */
+export async function insertUsageBatch (db: Db, rows: UsageInsert[]): Promise<Map<string, number>> {
+  const column = <T>(pick: (r: UsageInsert) => T) => sql.param(rows.map(pick))
+  const result = await queryRows<{ id: string, seq: string | number }>(db, sql`
+    with u as (
+      insert into usage_events (id, serial_id, client_id, device_id, kind, quantity, feature, ip, recorded_at)
+      select * from unnest(${column((r) => r.id)}::text[], ${column((r) => r.serialId)}::text[], ${column((r) => r.clientId)}::text[],
+        ${column((r) => r.deviceId)}::text[], ${column((r) => r.kind ?? 'USAGE')}::text[], ${column((r) => r.quantity ?? 1)}::int[],
+        ${column((r) => r.feature ?? null)}::text[], ${column((r) => r.ip ?? null)}::text[], ${column((r) => (r.recordedAt ?? new Date()).toISOString())}::timestamptz[])
+      returning id, seq, serial_id, client_id, device_id, kind, quantity, feature, recorded_at
+    ), o as (
+      insert into outbox (type, aggregate_id, client_id, payload)
+      select 'usage.recorded', serial_id, client_id, jsonb_build_object(
+        'id', id, 'seq', seq, 'serialId', serial_id, 'clientId', client_id, 'deviceId', device_id, 'kind', kind,
+        'quantity', quantity, 'feature', feature, 'recordedAt', to_char(recorded_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+      from u order by seq
+    )
+    select id, seq from u`)
+  return new Map(result.map((r) => [r.id, Number(r.seq)]))
+}
+
+export function createUsageWriter (db: Db, committed: () => void): UsageWriter {
   const queue: Pending[] = []
   let flushing = false
 
@@ -25,14 +57,9 @@ export function createUsageWriter (db: Db, committed: () => void, outboxPayload:
       while (queue.length > 0) {
         const batch = queue.splice(0, BATCH)
         try {
-          const rows = await db.transaction(async (tx) => {
-            const inserted = await tx.insert(usageEvents).values(batch.map((p) => p.row)).returning()
-            await writeEvents(tx, inserted.map((r) => ({ type: 'usage.recorded', aggregateId: r.serialId, clientId: r.clientId, payload: outboxPayload(r) })))
-            return inserted
-          })
-          const byId = new Map(rows.map((r) => [r.id, r]))
-          for (const p of batch) p.resolve(byId.get(p.row.id!)!)
+          const seqs = await insertUsageBatch(db, batch.map((p) => p.row))
           committed()
+          for (const p of batch) p.resolve(stored(p.row, seqs.get(p.row.id!)!))
         } catch (error) {
           for (const p of batch) p.reject(error)
         }
