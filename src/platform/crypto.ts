@@ -2,7 +2,8 @@
 // Ciphertext format: v1.<keyId>.<iv b64url>.<tag b64url>.<data b64url>; keyId = first 8 hex of
 // SHA-256(key), so a value written with an older key stays readable while ENCRYPTION_KEYS_PREVIOUS
 // lists it.
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createHash, createHmac, timingSafeEqual } from 'node:crypto'
+import { randomBytesPooled } from './random.ts'
 
 export interface IKeyring {
   readonly currentKeyId: string
@@ -23,7 +24,7 @@ export function createKeyring (current: Buffer, previous: Buffer[] = []): IKeyri
   return {
     currentKeyId,
     encrypt (plaintext) {
-      const iv = randomBytes(12)
+      const iv = randomBytesPooled(12)
       const cipher = createCipheriv('aes-256-gcm', current, iv)
       const data = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()])
       return ['v1', currentKeyId, iv.toString('base64url'), cipher.getAuthTag().toString('base64url'), data.toString('base64url')].join('.')

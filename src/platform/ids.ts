@@ -1,6 +1,6 @@
 // Prefixed, time-ordered ids (`ser_01JF…`): 48-bit millisecond time + 80 random bits in Crockford
 // base32, so ordering by id is creation order and keyset pagination needs no second column.
-import { randomFillSync } from 'node:crypto'
+import { randomInto } from './random.ts'
 
 export type IdPrefix = 'cli' | 'ser' | 'dev' | 'use' | 'key' | 'aud' | 'whk' | 'whd' | 'bat'
 
@@ -25,17 +25,6 @@ export function encodeBase32 (bytes: Uint8Array): string {
 
 let lastMs = 0
 let counter = 0
-
-// Random bytes come from a pool refilled 4 KiB at a time (as crypto.randomUUID does): one call
-// into the CSPRNG per 512 ids instead of one per id, which showed up on the usage hot path.
-const pool = Buffer.alloc(4096)
-let poolOffset = pool.length
-
-function randomInto (target: Buffer, at: number, length: number): void {
-  if (poolOffset + length > pool.length) { randomFillSync(pool); poolOffset = 0 }
-  pool.copy(target, at, poolOffset, poolOffset + length)
-  poolOffset += length
-}
 
 export function newId (prefix: IdPrefix, now = Date.now()): string {
   // Within one millisecond the random part would not preserve order; a counter in the

@@ -1,6 +1,6 @@
 // Serial number value object: 24 Crockford base32 characters of randomness (120 bits) plus a
 // Luhn mod 32 check character, shown as five groups of five: 7KQ2M-X9D4T-0BHRW-5N8CF-J3VPA.
-import { randomBytes } from 'node:crypto'
+import { randomBytesPooled } from '../platform/random.ts'
 
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
 const VALUE = new Map([...ALPHABET].map((c, i) => [c, i]))
@@ -24,7 +24,7 @@ export function checkCharacter (body: string): string {
 
 /** A fresh number, normalised (no dashes). */
 export function generateSerialNumber (): string {
-  const bytes = randomBytes(15) // 120 bits = 24 × 5
+  const bytes = randomBytesPooled(15) // 120 bits = 24 × 5
   let body = ''
   let buffer = 0
   let bits = 0
