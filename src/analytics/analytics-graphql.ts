@@ -1,5 +1,5 @@
 import { builder } from '../graphql/builder.ts'
-import type { ClientStatistics, UsageBucket } from './analytics-service.ts'
+import type { ClientStatistics, SharingEvidence, SharingSignal, UsageBucket } from './analytics-service.ts'
 
 const SerialsByStatus = builder.objectRef<ClientStatistics['serialsByStatus']>('SerialsByStatus').implement({
   fields: (t) => ({
@@ -48,7 +48,43 @@ const UsageBucketRef = builder.objectRef<UsageBucket>('UsageBucket').implement({
   })
 })
 
+const SharingEvidenceRef = builder.objectRef<SharingEvidence>('LicenseSharingEvidence').implement({
+  description: 'A serial\'s figures over the window next to its client\'s median (all serials with activity in the window)',
+  fields: (t) => ({
+    windowDays: t.exposeInt('windowDays'),
+    distinctIps: t.exposeInt('distinctIps', { description: 'Distinct addresses that recorded usage' }),
+    clientMedianIps: t.exposeFloat('clientMedianIps'),
+    activations: t.exposeInt('activations', { description: 'Devices that took a slot in the window' }),
+    deactivations: t.exposeInt('deactivations', { description: 'Devices released in the window' }),
+    clientMedianChurn: t.exposeFloat('clientMedianChurn', { description: 'Median of activations + deactivations' }),
+    distinctDevices: t.exposeInt('distinctDevices', { description: 'Devices that recorded usage' }),
+    usageEvents: t.exposeInt('usageEvents'),
+    maxUsageCount: t.exposeInt('maxUsageCount'),
+    serialsCompared: t.exposeInt('serialsCompared')
+  })
+})
+
+const SharingSignalRef = builder.objectRef<SharingSignal>('LicenseSharingSignal').implement({
+  fields: (t) => ({
+    serialId: t.exposeID('serialId'),
+    maskedNumber: t.exposeString('maskedNumber'),
+    score: t.exposeInt('score', { description: '0–100: 10 points per multiple above the client median in distinct IPs and in device churn' }),
+    evidence: t.field({ type: SharingEvidenceRef, resolve: (s) => s.evidence })
+  })
+})
+
 builder.queryFields((t) => ({
+  licenseSharing: t.field({
+    type: [SharingSignalRef],
+    authScopes: { authenticated: true },
+    description: 'Serials whose usage looks shared, highest score first (score > 0 only). Needs FEATURE_ADVANCED_ANALYTICS.',
+    args: {
+      clientId: t.arg.id({ required: true }),
+      days: t.arg.int({ description: 'Window in days (default 30, at most 365)' }),
+      first: t.arg.int({ description: 'At most this many (default 20, at most 100)' })
+    },
+    resolve: (_root, args, ctx) => ctx.services.analytics.licenseSharing(ctx.actor, args)
+  }),
   clientStatistics: t.field({
     type: ClientStatisticsRef,
     authScopes: { authenticated: true },

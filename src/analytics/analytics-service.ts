@@ -5,7 +5,7 @@ import { z } from 'zod'
 import { canSeeClient, type Actor } from '../platform/auth.ts'
 import { queryRows } from '../platform/database.ts'
 import type { Deps } from '../platform/deps.ts'
-import { NotFoundError, ValidationError } from '../platform/errors.ts'
+import { FeatureDisabledError, NotFoundError, ValidationError } from '../platform/errors.ts'
 import { parseInput } from '../platform/validation.ts'
 import { maskSerialNumber } from '../serials/serial-number.ts'
 
@@ -26,6 +26,38 @@ export interface UsageBucket {
   quantity: number
   distinctDevices: number
 }
+
+/** Why a serial looks shared: its own figures next to its client's median over the window. */
+export interface SharingEvidence {
+  windowDays: number
+  distinctIps: number
+  clientMedianIps: number
+  activations: number
+  deactivations: number
+  clientMedianChurn: number
+  distinctDevices: number
+  usageEvents: number
+  maxUsageCount: number
+  serialsCompared: number
+}
+
+export interface SharingSignal { serialId: string, maskedNumber: string, score: number, evidence: SharingEvidence }
+
+/**
+ * 0–100: ten points for each multiple above the client's median, in distinct usage IPs and in
+ * device churn (activations + releases), capped at 100. A serial at its client's norm scores 0.
+ */
+export function sharingScore (e: Pick<SharingEvidence, 'distinctIps' | 'clientMedianIps' | 'activations' | 'deactivations' | 'clientMedianChurn'>): number {
+  const ipExcess = Math.max(0, e.distinctIps / Math.max(1, e.clientMedianIps) - 1)
+  const churnExcess = Math.max(0, (e.activations + e.deactivations) / Math.max(1, e.clientMedianChurn) - 1)
+  return Math.min(100, Math.round(10 * (ipExcess + churnExcess)))
+}
+
+const sharingInput = z.object({
+  clientId: z.string().max(64),
+  days: z.number().int().min(1).max(365).optional().nullable(),
+  first: z.number().int().min(1).max(100).optional().nullable()
+})
 
 const HOUR_MS = 3_600_000
 const DAY_MS = 86_400_000
@@ -52,6 +84,57 @@ export function createAnalyticsService (deps: Deps) {
   }
 
   return {
+    /** Serials of a client whose usage looks shared (FEATURE_ADVANCED_ANALYTICS), highest first. */
+    async licenseSharing (actor: Actor, input: unknown): Promise<SharingSignal[]> {
+      if (!deps.config.features.advancedAnalytics) throw new FeatureDisabledError('FEATURE_ADVANCED_ANALYTICS')
+      const data = parseInput(sharingInput, input)
+      await requireClient(actor, data.clientId)
+      const days = data.days ?? 30
+      const since = new Date(clock().getTime() - days * DAY_MS).toISOString()
+      const rows = await queryRows<Record<string, string | number | null>>(db, sql`
+        with usage as (
+          select serial_id, count(distinct ip) as ips, count(distinct device_id) as devices, count(*) as events
+          from usage_events where client_id = ${data.clientId} and recorded_at >= ${since}::timestamptz
+          group by serial_id
+        ), churn as (
+          select d.serial_id,
+            count(*) filter (where d.first_seen_at >= ${since}::timestamptz) as activations,
+            count(*) filter (where d.deactivated_at >= ${since}::timestamptz) as deactivations
+          from devices d join serials s on s.id = d.serial_id
+          where s.client_id = ${data.clientId} and (d.first_seen_at >= ${since}::timestamptz or d.deactivated_at >= ${since}::timestamptz)
+          group by d.serial_id
+        ), per_serial as (
+          select coalesce(u.serial_id, c.serial_id) as serial_id, coalesce(u.ips, 0) as ips, coalesce(u.devices, 0) as devices,
+            coalesce(u.events, 0) as events, coalesce(c.activations, 0) as activations, coalesce(c.deactivations, 0) as deactivations
+          from usage u full join churn c on c.serial_id = u.serial_id
+        ), norm as (
+          select percentile_cont(0.5) within group (order by ips) as ips,
+            percentile_cont(0.5) within group (order by activations + deactivations) as churn, count(*) as serials
+          from per_serial
+        )
+        select p.serial_id, p.ips, p.devices, p.events, p.activations, p.deactivations,
+          n.ips as norm_ips, n.churn as norm_churn, n.serials as norm_serials, s.number_tail, s.max_usage_count
+        from per_serial p cross join norm n join serials s on s.id = p.serial_id`)
+      const signals = rows.map((r): SharingSignal => {
+        const evidence: SharingEvidence = {
+          windowDays: days,
+          distinctIps: n(r.ips),
+          clientMedianIps: n(r.norm_ips),
+          activations: n(r.activations),
+          deactivations: n(r.deactivations),
+          clientMedianChurn: n(r.norm_churn),
+          distinctDevices: n(r.devices),
+          usageEvents: n(r.events),
+          maxUsageCount: n(r.max_usage_count),
+          serialsCompared: n(r.norm_serials)
+        }
+        return { serialId: String(r.serial_id), maskedNumber: maskSerialNumber(String(r.number_tail)), score: sharingScore(evidence), evidence }
+      })
+      return signals.filter((s) => s.score > 0)
+        .sort((a, b) => b.score - a.score || a.serialId.localeCompare(b.serialId))
+        .slice(0, data.first ?? 20)
+    },
+
     async clientStatistics (actor: Actor, clientId: string): Promise<ClientStatistics> {
       await requireClient(actor, clientId)
       const now = clock()

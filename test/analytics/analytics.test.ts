@@ -77,3 +77,54 @@ t.test('analytics errors and tenant isolation', async (t) => {
   t.match((await gql(app, PATTERNS, { clientId: mine.id, g: 'DAY', since: new Date().toISOString(), until: new Date(Date.now() - 1000).toISOString() })).errors?.[0]?.extensions, { code: 'VALIDATION_ERROR' })
   t.match((await gql(app, STATS, { id: mine.id }, null)).errors?.[0]?.extensions, { code: 'AUTHENTICATION_ERROR' })
 })
+
+const SHARING = `query ($c: ID!, $days: Int, $first: Int) { licenseSharing(clientId: $c, days: $days, first: $first) {
+  serialId maskedNumber score evidence { windowDays distinctIps clientMedianIps activations deactivations clientMedianChurn distinctDevices usageEvents maxUsageCount serialsCompared } } }`
+
+t.test('licenseSharing: off by default, a known answer when on', async (t) => {
+  const off = await build(t, { background: false })
+  const offClient = await createClient(off)
+  const disabled = await gql(off, SHARING, { c: offClient.id })
+  t.equal(disabled.errors?.[0]?.extensions.code, 'FEATURE_DISABLED')
+
+  const app = await build(t, { background: false, env: { FEATURE_ADVANCED_ANALYTICS: 'true' } })
+  const client = await createClient(app)
+  const from = (ip: string) => ({ remoteAddress: ip })
+  const post = async (url: string, payload: Record<string, unknown>, ip = '10.0.0.1') => {
+    const res = await app.inject({ method: 'POST', url: `/api/v1/serials/${url}`, payload, ...from(ip) })
+    t.ok(res.statusCode < 300, `${url} answered ${res.statusCode}`)
+    return res
+  }
+  // Three ordinary serials: one device each, usage from one address.
+  for (let i = 0; i < 3; i++) {
+    const s = await createSerial(app, client.id)
+    await post('validate', { serialNumber: s.serialNumber, deviceId: 'own' }, `10.1.0.${i}`)
+    await post('usage', { serialNumber: s.serialNumber, deviceId: 'own' }, `10.1.0.${i}`)
+  }
+  // One single-seat serial passed around: three devices take the seat in turn (two releases),
+  // each recording usage from its own address.
+  const shared = await createSerial(app, client.id, { maxUsageCount: 1 })
+  for (const [i, device] of ['d1', 'd2', 'd3'].entries()) {
+    await post('validate', { serialNumber: shared.serialNumber, deviceId: device }, `10.2.0.${i}`)
+    await post('usage', { serialNumber: shared.serialNumber, deviceId: device }, `10.2.0.${i}`)
+    if (device !== 'd3') await post('release', { serialNumber: shared.serialNumber, deviceId: device }, `10.2.0.${i}`)
+  }
+
+  const signals = (await gqlOk(app, SHARING, { c: client.id })).licenseSharing
+  // Medians over the 4 serials: IPs [1,1,1,3] → 1, churn [1,1,1,5] → 1; score 10 × (2 + 4).
+  t.same(signals, [{
+    serialId: shared.id,
+    maskedNumber: signals[0]?.maskedNumber,
+    score: 60,
+    evidence: { windowDays: 30, distinctIps: 3, clientMedianIps: 1, activations: 3, deactivations: 2, clientMedianChurn: 1, distinctDevices: 3, usageEvents: 3, maxUsageCount: 1, serialsCompared: 4 }
+  }], 'only the shared serial, with its evidence')
+  t.match(signals[0].maskedNumber, /^\*{5}-\*{5}-\*{5}-\*{5}-[0-9A-Z]{5}$/)
+
+  // Bad input and other tenants.
+  t.equal((await gql(app, SHARING, { c: client.id, days: 0 })).errors?.[0]?.extensions.code, 'VALIDATION_ERROR')
+  t.equal((await gql(app, SHARING, { c: client.id, first: 1000 })).errors?.[0]?.extensions.code, 'VALIDATION_ERROR')
+  const other = await createClient(app)
+  const manager = await createApiKey(app, 'MANAGER', other.id)
+  t.equal((await gql(app, SHARING, { c: client.id }, manager)).errors?.[0]?.extensions.code, 'NOT_FOUND')
+  t.same((await gqlOk(app, SHARING, { c: other.id }, manager)).licenseSharing, [], 'nothing for a client without activity')
+})

@@ -82,6 +82,7 @@ const queries: Record<string, Row> = {
   },
   verifyAuditLog: { expect: 'FORBIDDEN', auditor: 'ALLOWED', run: call('{ verifyAuditLog { valid } }') },
   clientStatistics: { expect: 'NOT_FOUND', auditor: 'ALLOWED', run: call('query ($id: ID!) { clientStatistics(clientId: $id) { serialsTotal } }', (w) => ({ id: w.b.id })) },
+  licenseSharing: { expect: 'NOT_FOUND', auditor: 'ALLOWED', run: call('query ($id: ID!) { licenseSharing(clientId: $id) { score } }', (w) => ({ id: w.b.id })) },
   usagePatterns: { expect: 'NOT_FOUND', auditor: 'ALLOWED', run: call('query ($s: ID) { usagePatterns(serialId: $s, granularity: DAY) { quantity } }', (w) => ({ s: w.b.serialId })) },
   webhooks: { expect: 'SCOPED', auditor: 'ALLOWED', run: call('{ webhooks { id clientId url } }'), scoped: noB },
   webhookDeliveries: { expect: 'NOT_FOUND', auditor: 'ALLOWED', run: call('query ($id: ID!) { webhookDeliveries(webhookId: $id, first: 5) { edges { node { id } } } }', (w) => ({ id: w.b.webhookId })) }
@@ -139,7 +140,7 @@ t.test('every root field declares authScopes unless it is public', async (t) => 
 })
 
 t.test('MANAGER of client A against client B, AUDITOR read-only', async (t) => {
-  const app = await build(t, { background: false, env: { WEBHOOK_ALLOW_PRIVATE: 'true' } })
+  const app = await build(t, { background: false, env: { WEBHOOK_ALLOW_PRIVATE: 'true', FEATURE_ADVANCED_ANALYTICS: 'true' } })
   const a = await createClient(app)
   const b = await createClient(app, { contactEmail: 'b-secret@example.com' })
   const sa = await createSerial(app, a.id)
