@@ -1,7 +1,7 @@
 // npm run bench [-- --quick] : every scenario of docs/performance.md against real PostgreSQL and
 // Redis (BENCH_DATABASE_URL / BENCH_REDIS_URL, defaults below), the ceiling measured in the same
 // run. Prints a table and writes bench/results/<timestamp>.json. Never part of npm test.
-import { fork, type ChildProcess } from 'node:child_process'
+import { execSync, fork, type ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -28,7 +28,9 @@ const rows: Row[] = []
 function start (script: string, env: Record<string, string | undefined>, port: number): Promise<ChildProcess> {
   const merged: Record<string, string | undefined> = { ...process.env, ...env, PORT: String(port), API_PORT: String(port) }
   for (const [k, v] of Object.entries(merged)) if (v === undefined) delete merged[k]
-  const child = fork(script, [], { cwd: root, execArgv: ['--import', 'tsx'], env: merged as NodeJS.ProcessEnv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+  // The service runs as in production (the Dockerfile's `node dist/src/server.js`, built by main).
+  const compiled = script === 'src/server.ts'
+  const child = fork(compiled ? 'dist/src/server.js' : script, [], { cwd: root, execArgv: compiled ? [] : ['--import', 'tsx'], env: merged as NodeJS.ProcessEnv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
   return new Promise((resolve, reject) => {
     const poll = setInterval(() => {
       fetch(`http://127.0.0.1:${port}/health`, { method: 'GET' }).then((r) => { if (r.status < 500 || script.includes('ceiling')) { clearInterval(poll); resolve(child) } }, () => {})
@@ -127,6 +129,7 @@ async function embedded (ceilingRps: number): Promise<void> {
 }
 
 async function main () {
+  execSync('npm run build', { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] })
   const admin = postgres(DB.replace(/\/[^/]*$/, '/postgres'), { max: 1, onnotice: () => {} })
   const dbName = new URL(DB).pathname.slice(1)
   await admin.unsafe(`drop database if exists ${dbName} with (force)`)

@@ -206,6 +206,30 @@ export function createWindowCounter (redis: Redis | undefined, prefix: string): 
   }
 }
 
+type StoreCallback = (error: Error | null, result?: { current: number, ttl: number }) => void
+
+/**
+ * A @fastify/rate-limit store over a window counter, so the global per-IP limit is counted like
+ * the others: locally, synced to Redis in the background, exact near the limit.
+ */
+export function windowStore (counter: IWindowCounter) {
+  return class WindowStore {
+    readonly prefix: string
+    constructor (params: object = {}) {
+      const route = (params as { routeInfo?: { method?: string, url?: string } }).routeInfo
+      this.prefix = route?.url ? `${route.method ?? ''}${route.url}:` : 'g:'
+    }
+
+    incr (key: string, cb: StoreCallback, timeWindow: number, max: number): void {
+      counter.hit(`${this.prefix}${key}`, timeWindow, 1, max).then(({ count, ttlMs }) => cb(null, { current: count, ttl: ttlMs }), (error: Error) => cb(error))
+    }
+
+    child (params: object) {
+      return new WindowStore(params)
+    }
+  }
+}
+
 function limited (reply: FastifyReply | undefined, ttlMs: number, message: string): RateLimitError {
   const seconds = Math.max(1, Math.ceil(ttlMs / 1000))
   reply?.header('retry-after', String(seconds))
