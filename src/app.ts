@@ -13,6 +13,7 @@ import { RateLimitError } from './platform/errors.ts'
 import { healthRoutes } from './platform/health-routes.ts'
 import { metricsRoutes } from './platform/metrics-routes.ts'
 import rateLimits, { createWindowCounter, windowStore } from './platform/rate-limit.ts'
+import { logIds, nameRequestSpan, tracedServerFactory, tracingEnabled } from './platform/tracing.ts'
 import { serialRoutes } from './serials/serial-routes.ts'
 
 export const BODY_LIMIT = 1024 * 1024
@@ -30,6 +31,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
       ? false
       : {
           level: config.logLevel,
+          // trace_id and span_id on every line logged inside a traced request.
+          ...(tracingEnabled ? { mixin: logIds } : {}),
           // Never log credentials; serial numbers travel in bodies, which are not logged.
           redact: ['req.headers.authorization', 'req.headers["x-api-key"]', 'req.headers.cookie']
         },
@@ -40,8 +43,10 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     return503OnClosing: true,
     // Wrong JSON types are errors, not silently coerced ("42" for 42, ["x"] for "x").
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
-    forceCloseConnections: 'idle'
+    forceCloseConnections: 'idle',
+    ...(tracingEnabled ? { serverFactory: tracedServerFactory } : {})
   })
+  if (tracingEnabled) app.addHook('onRequest', async (request) => nameRequestSpan(request.method, request.routeOptions.url))
 
   // Accept a caller's request id only when it is safe to log and echo.
   app.addHook('onRequest', async (request, reply) => {

@@ -59,6 +59,8 @@ const envSchema = z.object({
   ADMIN_API_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   GRAPHIQL: bool(true),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
+  OTEL_SERVICE_NAME: z.string().min(1).max(100).default('serials'),
   INTROSPECTION: bool(true),
   METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   WEBHOOK_ALLOW_PRIVATE: bool(false),
@@ -87,6 +89,9 @@ export interface Config {
   features: { bulkOperations: boolean, realTimeUpdates: boolean, advancedAnalytics: boolean }
   adminApiKey: string | undefined
   logLevel: Env['LOG_LEVEL']
+  /** Tracing is on when OTEL_EXPORTER_OTLP_ENDPOINT is set (read by platform/tracing.ts). */
+  otelEndpoint: string | undefined
+  otelServiceName: string
   graphiql: boolean
   introspection: boolean
   metricsToken: string | undefined
@@ -197,6 +202,8 @@ export async function loadConfig (source: Record<string, string | undefined> = p
     },
     adminApiKey: env.ADMIN_API_KEY,
     logLevel: env.LOG_LEVEL,
+    otelEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT,
+    otelServiceName: env.OTEL_SERVICE_NAME,
     graphiql: production ? source.GRAPHIQL === 'true' : env.GRAPHIQL,
     introspection: production ? source.INTROSPECTION === 'true' : env.INTROSPECTION,
     metricsToken: env.METRICS_TOKEN,

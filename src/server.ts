@@ -1,6 +1,7 @@
 // The only file that listens: loadConfig → buildApp → listen; graceful shutdown on SIGTERM/SIGINT.
 import { buildApp } from './app.ts'
 import { ConfigError, loadConfig } from './config.ts'
+import { startTracing } from './platform/tracing.ts'
 
 async function main (): Promise<void> {
   let config
@@ -13,7 +14,9 @@ async function main (): Promise<void> {
     }
     throw error
   }
+  const stopTracing = startTracing(config.otelServiceName)
   const app = await buildApp(config)
+  app.addHook('onClose', async () => { await stopTracing().catch(() => {}) })
   const { database, cache, bus } = app.deps
   app.log.info({ database: database.kind, cache: cache.kind, eventBus: bus.kind, signing: config.signing.algorithm }, 'backends ready')
 

@@ -4,9 +4,12 @@ import ScopeAuthPlugin from '@pothos/plugin-scope-auth'
 import ErrorsPlugin from '@pothos/plugin-errors'
 import ComplexityPlugin from '@pothos/plugin-complexity'
 import RelayPlugin from '@pothos/plugin-relay'
+import TracingPlugin, { isRootField } from '@pothos/plugin-tracing'
+import { createOpenTelemetryWrapper } from '@pothos/tracing-opentelemetry'
 import { GraphQLError, GraphQLScalarType, Kind } from 'graphql'
 import { AuthenticationError, AuthorizationError, ValidationError } from '../platform/errors.ts'
 import type { GraphQLContext } from './context.ts'
+import { tracer, tracingEnabled } from '../platform/tracing.ts'
 
 export const MAX_PAGE_SIZE = 100
 
@@ -55,6 +58,12 @@ export interface AuthScopes {
   admin: boolean
 }
 
+const createSpan = createOpenTelemetryWrapper(tracer, {
+  includeSource: false,
+  includeArgs: false, // arguments hold serial numbers
+  onSpan: (span, _options, _parent, _args, _context, info) => span.updateName(`${info.parentType.name}.${info.fieldName}`)
+})
+
 export const builder = new SchemaBuilder<{
   Context: GraphQLContext
   AuthScopes: AuthScopes
@@ -65,8 +74,13 @@ export const builder = new SchemaBuilder<{
   }
   DefaultFieldNullability: false
 }>({
-  plugins: [ScopeAuthPlugin, ErrorsPlugin, ComplexityPlugin, RelayPlugin],
+  plugins: [ScopeAuthPlugin, ErrorsPlugin, ComplexityPlugin, RelayPlugin, TracingPlugin],
   defaultFieldNullability: false,
+  // One span per root field when tracing is on (OTEL_EXPORTER_OTLP_ENDPOINT); no wrapper when off.
+  tracing: {
+    default: (config) => tracingEnabled && isRootField(config),
+    wrap: (resolver, options) => createSpan(resolver, options)
+  },
   scopeAuth: {
     authorizeOnSubscribe: true,
     authScopes: (ctx) => ({

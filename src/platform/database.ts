@@ -7,7 +7,9 @@ import { sql, type SQL } from 'drizzle-orm'
 import type { PgAsyncDatabase, PgAsyncTransaction } from 'drizzle-orm/pg-core'
 import type { PgQueryResultHKT } from 'drizzle-orm/pg-core/session'
 import { relations } from '../../schema/index.ts'
+import type postgres from 'postgres'
 import type { Config } from '../config.ts'
+import { childSpan, endWith, tracingEnabled } from './tracing.ts'
 
 export type Db = PgAsyncDatabase<PgQueryResultHKT, typeof relations>
 export type Tx = PgAsyncTransaction<PgQueryResultHKT, typeof relations>
@@ -75,24 +77,50 @@ function queryCounter () {
   return { stats, logger: { logQuery: () => { stats.queries++ } } }
 }
 
+type PgClient = postgres.Sql
+
+/**
+ * The postgres.js client as Drizzle sees it: with `prepared`, every statement is prepared (see
+ * lookupDb); with tracing on, every statement inside a traced request gets a span, transactions
+ * included. Otherwise the client itself.
+ */
+function wrapClient (sql: PgClient, prepared: boolean): PgClient {
+  if (!prepared && !tracingEnabled) return sql
+  return new Proxy(sql, {
+    get (target, prop) {
+      if (prop === 'unsafe') {
+        return (query: string, params?: unknown[], opts?: { prepare?: boolean }) => {
+          const pending = target.unsafe(query, params as never, prepared ? { ...opts, prepare: true } : opts)
+          const span = childSpan(`postgresql ${query.trimStart().split(/\s/, 1)[0]!.toLowerCase()}`, { 'db.system.name': 'postgresql', 'db.query.text': query })
+          endWith(span, pending)
+          return pending
+        }
+      }
+      if (prop === 'begin' && tracingEnabled) {
+        return (...args: unknown[]) => {
+          const fn = args.pop() as (tx: PgClient) => unknown
+          return (target.begin as (...a: unknown[]) => unknown)(...args, (tx: PgClient) => fn(wrapClient(tx, prepared)))
+        }
+      }
+      return Reflect.get(target, prop, target)
+    }
+  })
+}
+
 async function createPostgres (config: Extract<Config['database'], { kind: 'postgres' }>, readUrl: string | undefined): Promise<IDatabase> {
   const { default: postgres } = await import('postgres')
   const { drizzle } = await import('drizzle-orm/postgres-js')
   const options = { max: config.poolMax, onnotice: () => {}, connect_timeout: 5, idle_timeout: 60 }
   const client = postgres(config.url, options)
   const { stats, logger } = queryCounter()
-  const db = drizzle({ client, relations, logger }) as unknown as Db
+  const db = drizzle({ client: wrapClient(client, false), relations, logger }) as unknown as Db
   const readClient = readUrl ? postgres(readUrl, options) : undefined
-  const readDb = readClient ? drizzle({ client: readClient, relations }) as unknown as Db : db
+  const readDb = readClient ? drizzle({ client: wrapClient(readClient, false), relations }) as unknown as Db : db
   const lookupClient = postgres(config.url, { ...options, max: config.lookupPoolMax })
   // Drizzle runs its queries unnamed (prepare: false), and postgres.js then waits for a Describe
   // round trip before every parameterised query, which also stops pipelining. The hot path's few
   // fixed statements are prepared instead: once per connection, then pipelined.
-  const preparing = (sql: typeof client) => new Proxy(sql, {
-    get: (target, prop) => prop === 'unsafe'
-      ? (query: string, params?: unknown[], opts?: object) => target.unsafe(query, params as never, { ...opts, prepare: true })
-      : Reflect.get(target, prop, target)
-  })
+  const preparing = (sql: typeof client) => wrapClient(sql, true)
   const lookupDb = drizzle({ client: preparing(lookupClient), relations, logger }) as unknown as Db
   const preparedDb = drizzle({ client: preparing(client), relations, logger }) as unknown as Db
   let closed: Promise<void> | undefined
@@ -123,13 +151,33 @@ async function createPostgres (config: Extract<Config['database'], { kind: 'post
   }
 }
 
+/** PGlite with a span per statement inside a traced request (transactions included). */
+function tracePglite<T extends object> (pglite: T): T {
+  return new Proxy(pglite, {
+    get (target, prop) {
+      const value = Reflect.get(target, prop, target) as unknown
+      if (prop === 'query' || prop === 'exec') {
+        return (query: string, ...rest: unknown[]) => {
+          const pending = (value as (...a: unknown[]) => Promise<unknown>).call(target, query, ...rest)
+          endWith(childSpan(`postgresql ${query.trimStart().split(/\s/, 1)[0]!.toLowerCase()}`, { 'db.system.name': 'postgresql', 'db.query.text': query }), pending)
+          return pending
+        }
+      }
+      if (prop === 'transaction') {
+        return (fn: (tx: object) => unknown) => (value as (f: (tx: object) => unknown) => unknown).call(target, (tx: object) => fn(tracePglite(tx)))
+      }
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value
+    }
+  })
+}
+
 async function createPglite (config: Extract<Config['database'], { kind: 'pglite' }>): Promise<IDatabase> {
   const { PGlite } = await import('@electric-sql/pglite')
   const { drizzle } = await import('drizzle-orm/pglite')
   if (config.dataDir) await mkdir(config.dataDir, { recursive: true })
   const client = config.dataDir ? new PGlite(config.dataDir) : new PGlite()
   const { stats, logger } = queryCounter()
-  const db = drizzle({ client, relations, logger }) as unknown as Db
+  const db = drizzle({ client: tracingEnabled ? tracePglite(client) : client, relations, logger }) as unknown as Db
   let closed: Promise<void> | undefined
   return {
     kind: 'pglite',

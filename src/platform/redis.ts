@@ -1,4 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis'
+import { childSpan, endWith, tracingEnabled } from './tracing.ts'
 
 /**
  * A Redis client that fails fast instead of queueing while Redis is down, so a cache or
@@ -18,6 +19,7 @@ export function createRedis (url: string, options: RedisOptions = {}): Redis {
   })
   // Connection errors are reported by health checks; without a listener ioredis logs to stderr.
   client.on('error', () => {})
+  if (tracingEnabled) traceCommands(client)
   return client
 }
 
@@ -29,4 +31,14 @@ export async function pingRedis (client: Redis, timeoutMs = 1000): Promise<numbe
     new Promise((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`Redis did not answer within ${timeoutMs} ms`)), timeoutMs) })
   ]).finally(() => clearTimeout(timer))
   return Math.round((performance.now() - start) * 100) / 100
+}
+
+/** One span per command inside a traced request: the command name only, never its arguments. */
+function traceCommands (client: Redis): void {
+  const send = client.sendCommand.bind(client)
+  client.sendCommand = ((command: Parameters<Redis['sendCommand']>[0], stream?: unknown) => {
+    const name = command.name.toLowerCase()
+    endWith(childSpan(`redis ${name}`, { 'db.system.name': 'redis', 'db.operation.name': name }), command.promise)
+    return (send as (c: unknown, s?: unknown) => unknown)(command, stream)
+  }) as Redis['sendCommand']
 }
