@@ -147,17 +147,18 @@ export function createAnalyticsService (deps: Deps) {
           coalesce(sum(active_devices), 0) as devices
         from serials where client_id = ${clientId}`)
       const validations = await queryRows<{ code: string, count: string }>(db, sql`
-        select code, sum(count) as count from validation_stats
+        select code, sum(count) as count from validation_client_hourly
         where client_id = ${clientId} and hour >= ${new Date(now.getTime() - 24 * HOUR_MS).toISOString()}::timestamptz
         group by code order by code`)
+      // 30 days to the day (UTC): the daily rollup, from the start of the day 30 days ago.
       const since30 = new Date(now.getTime() - 30 * DAY_MS).toISOString()
       const [usage] = await queryRows<{ events: string, quantity: string }>(db, sql`
-        select count(*) as events, coalesce(sum(quantity), 0) as quantity from usage_events
-        where client_id = ${clientId} and recorded_at >= ${since30}::timestamptz`)
+        select coalesce(sum(events), 0) as events, coalesce(sum(quantity), 0) as quantity from usage_daily
+        where client_id = ${clientId} and day >= date_trunc('day', ${since30}::timestamptz, 'UTC')`)
       const top = await queryRows<{ serial_id: string, number_tail: string, events: string, quantity: string }>(db, sql`
         select u.serial_id, s.number_tail, u.events, u.quantity from (
-          select serial_id, count(*) as events, sum(quantity) as quantity from usage_events
-          where client_id = ${clientId} and recorded_at >= ${since30}::timestamptz
+          select serial_id, sum(events) as events, sum(quantity) as quantity from usage_daily
+          where client_id = ${clientId} and day >= date_trunc('day', ${since30}::timestamptz, 'UTC')
           group by serial_id order by sum(quantity) desc, serial_id limit 5
         ) u join serials s on s.id = u.serial_id order by u.quantity desc, u.serial_id`)
       return {
@@ -189,15 +190,43 @@ export function createAnalyticsService (deps: Deps) {
         throw new ValidationError('Validation failed', [{ field: 'since', message: `range too long for ${data.granularity} buckets` }])
       }
       const unit = data.granularity === 'HOUR' ? sql.raw('\'hour\'') : sql.raw('\'day\'')
-      const scope = data.serialId ? sql`serial_id = ${data.serialId}` : sql`client_id = ${clientId}`
-      const usage = await queryRows<{ bucket: string | Date, events: string, quantity: string, devices: string }>(db, sql`
-        select date_trunc(${unit}, recorded_at, 'UTC') as bucket, count(*) as events, sum(quantity) as quantity, count(distinct device_id) as devices
-        from usage_events where ${scope} and recorded_at >= ${since.toISOString()}::timestamptz and recorded_at < ${until.toISOString()}::timestamptz
-        group by 1`)
-      const validations = await queryRows<{ bucket: string | Date, count: string }>(db, sql`
-        select date_trunc(${unit}, hour, 'UTC') as bucket, sum(count) as count
-        from validation_stats where ${scope} and hour >= date_trunc('hour', ${since.toISOString()}::timestamptz) and hour < ${until.toISOString()}::timestamptz
-        group by 1`)
+      const from = since.toISOString()
+      const to = until.toISOString()
+      let usage: Array<{ bucket: string | Date, events: string, quantity: string, devices: string }>
+      let validations: Array<{ bucket: string | Date, count: string }>
+      if (data.serialId) {
+        // One serial: its raw rows through the (serial_id, time) indexes.
+        usage = await queryRows(db, sql`
+          select date_trunc(${unit}, recorded_at, 'UTC') as bucket, count(*) as events, sum(quantity) as quantity, count(distinct device_id) as devices
+          from usage_events where serial_id = ${data.serialId} and recorded_at >= ${from}::timestamptz and recorded_at < ${to}::timestamptz
+          group by 1`)
+        validations = await queryRows(db, sql`
+          select date_trunc(${unit}, hour, 'UTC') as bucket, sum(count) as count
+          from validation_stats where serial_id = ${data.serialId} and hour >= date_trunc('hour', ${from}::timestamptz) and hour < ${to}::timestamptz
+          group by 1`)
+      } else {
+        // A whole client: the rollups (hourly usage and validations; device-days for DAY).
+        // Usage buckets are whole hours: an event counts in the bucket of its hour.
+        const totals = await queryRows<{ bucket: string | Date, events: string, quantity: string }>(db, sql`
+          select date_trunc(${unit}, hour, 'UTC') as bucket, sum(events) as events, sum(quantity) as quantity
+          from usage_client_hourly where client_id = ${clientId} and hour >= date_trunc('hour', ${from}::timestamptz) and hour < ${to}::timestamptz
+          group by 1`)
+        const devices = data.granularity === 'DAY'
+          ? await queryRows<{ bucket: string | Date, devices: string }>(db, sql`
+              select day as bucket, count(*) as devices from usage_device_days
+              where client_id = ${clientId} and day >= date_trunc('day', ${from}::timestamptz, 'UTC') and day < ${to}::timestamptz
+              group by 1`)
+          : await queryRows<{ bucket: string | Date, devices: string }>(db, sql`
+              select date_trunc('hour', recorded_at, 'UTC') as bucket, count(distinct (serial_id, device_id)) as devices
+              from usage_events where client_id = ${clientId} and recorded_at >= date_trunc('hour', ${from}::timestamptz) and recorded_at < ${to}::timestamptz
+              group by 1`)
+        const devicesAt = new Map(devices.map((d) => [new Date(d.bucket).getTime(), d.devices]))
+        usage = totals.map((r) => ({ ...r, devices: devicesAt.get(new Date(r.bucket).getTime()) ?? '0' }))
+        validations = await queryRows(db, sql`
+          select date_trunc(${unit}, hour, 'UTC') as bucket, sum(count) as count
+          from validation_client_hourly where client_id = ${clientId} and hour >= date_trunc('hour', ${from}::timestamptz) and hour < ${to}::timestamptz
+          group by 1`)
+      }
       const buckets = new Map<number, UsageBucket>()
       const at = (value: string | Date) => {
         const time = new Date(value).getTime()

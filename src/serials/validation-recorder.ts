@@ -34,6 +34,21 @@ export function createValidationRecorder (db: Db, onError: (error: unknown) => v
           values ${sql.join(chunk.map((r) => sql`(${r.serialId}, ${r.clientId}, ${r.hour.toISOString()}::timestamptz, ${r.code}, ${r.count})`), sql`, `)}
           on conflict (serial_id, hour, code) do update set count = validation_stats.count + excluded.count`)
       }
+      // The client-wide rollup of the same counts (analytics read it for client-scoped queries).
+      const perClient = new Map<string, { clientId: string, hour: Date, code: string, count: number }>()
+      for (const r of s) {
+        const key = `${r.clientId}|${r.hour.getTime()}|${r.code}`
+        const entry = perClient.get(key)
+        if (entry) entry.count += r.count
+        else perClient.set(key, { clientId: r.clientId, hour: r.hour, code: r.code, count: r.count })
+      }
+      const c = [...perClient.values()].sort((a, b) => a.clientId.localeCompare(b.clientId) || a.hour.getTime() - b.hour.getTime() || a.code.localeCompare(b.code))
+      for (let i = 0; i < c.length; i += 1000) {
+        await db.execute(sql`
+          insert into validation_client_hourly (client_id, hour, code, count)
+          values ${sql.join(c.slice(i, i + 1000).map((r) => sql`(${r.clientId}, ${r.hour.toISOString()}::timestamptz, ${r.code}, ${r.count})`), sql`, `)}
+          on conflict (client_id, hour, code) do update set count = validation_client_hourly.count + excluded.count`)
+      }
       for (let i = 0; i < d.length; i += 1000) {
         const chunk = d.slice(i, i + 1000)
         await db.execute(sql`

@@ -3,13 +3,12 @@
 import { and, asc, eq, gt } from 'drizzle-orm'
 import { z } from 'zod'
 import { usageEvents } from '../../schema/index.ts'
-import { writeEvents } from '../events/domain-events.ts'
 import type { RequestMeta } from '../platform/auth.ts'
 import type { Executor } from '../platform/database.ts'
 import type { Deps } from '../platform/deps.ts'
 import { newId } from '../platform/ids.ts'
 import { withIdempotency } from '../platform/idempotency.ts'
-import { createUsageWriter } from './usage-writer.ts'
+import { createUsageWriter, insertUsageBatch, storedUsage } from './usage-writer.ts'
 import { parseInput } from '../platform/validation.ts'
 import type { ValidationCode } from '../serials/serial-rules.ts'
 import { deviceIdSchema, type SerialService } from '../serials/serial-service.ts'
@@ -46,7 +45,6 @@ export function toUsageView (row: typeof usageEvents.$inferSelect): UsageEventVi
 
 export function createUsageService (deps: Deps & { serials: SerialService }) {
   const { database, clock, metrics } = deps
-  const outboxPayload = (row: typeof usageEvents.$inferSelect) => ({ ...toUsageView(row), recordedAt: row.recordedAt.toISOString() })
   // Requests without an idempotency key share transactions (group commit); keyed ones keep their
   // own transaction, which also holds the idempotency row.
   const writer = createUsageWriter(database.preparedDb, deps.eventsWritten)
@@ -69,9 +67,8 @@ export function createUsageService (deps: Deps & { serials: SerialService }) {
         recordedAt: clock()
       }
       const write = async (exec: Executor): Promise<RecordUsageResult> => {
-        const [row] = await exec.insert(usageEvents).values(insert).returning()
-        await writeEvents(exec, [{ type: 'usage.recorded', aggregateId: serial.id, clientId: serial.clientId, payload: outboxPayload(row!) }])
-        return { recorded: true, code: 'VALID', usageEvent: toUsageView(row!) }
+        const seqs = await insertUsageBatch(exec, [insert])
+        return { recorded: true, code: 'VALID', usageEvent: toUsageView(storedUsage(insert, seqs.get(insert.id)!)) }
       }
 
       const key = headerKey ?? data.idempotencyKey ?? undefined

@@ -1,0 +1,27 @@
+// Rebuilds the analytics rollups from the raw tables. The service keeps them current as it writes
+// (usage writer, validation flusher); this is for data written around the service: the rollup
+// migration's backfill holds the same statements, and bench/seed-analytics.ts runs them after
+// seeding in SQL.
+import { sql } from 'drizzle-orm'
+import type { Executor } from '../platform/database.ts'
+
+export const REBUILD_ROLLUPS = [
+  sql`delete from usage_daily`,
+  sql`insert into usage_daily (serial_id, client_id, day, events, quantity)
+    select serial_id, min(client_id), date_trunc('day', recorded_at, 'UTC'), count(*), sum(quantity)
+    from usage_events group by serial_id, date_trunc('day', recorded_at, 'UTC')`,
+  sql`delete from usage_client_hourly`,
+  sql`insert into usage_client_hourly (client_id, hour, events, quantity)
+    select client_id, date_trunc('hour', recorded_at, 'UTC'), count(*), sum(quantity)
+    from usage_events group by client_id, date_trunc('hour', recorded_at, 'UTC')`,
+  sql`delete from usage_device_days`,
+  sql`insert into usage_device_days (serial_id, client_id, day, device_id)
+    select distinct serial_id, client_id, date_trunc('day', recorded_at, 'UTC'), device_id from usage_events`,
+  sql`delete from validation_client_hourly`,
+  sql`insert into validation_client_hourly (client_id, hour, code, count)
+    select client_id, hour, code, sum(count) from validation_stats group by client_id, hour, code`
+]
+
+export async function rebuildRollups (db: Executor): Promise<void> {
+  for (const statement of REBUILD_ROLLUPS) await db.execute(statement)
+}
