@@ -32,7 +32,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
       : {
           level: config.logLevel,
           // trace_id and span_id on every line logged inside a traced request.
-          ...(tracingEnabled ? { mixin: logIds } : {}),
+          ...(tracingEnabled() ? { mixin: logIds } : {}),
           // Never log credentials; serial numbers travel in bodies, which are not logged.
           redact: ['req.headers.authorization', 'req.headers["x-api-key"]', 'req.headers.cookie']
         },
@@ -44,9 +44,9 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     // Wrong JSON types are errors, not silently coerced ("42" for 42, ["x"] for "x").
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
     forceCloseConnections: 'idle',
-    ...(tracingEnabled ? { serverFactory: tracedServerFactory } : {})
+    ...(tracingEnabled() ? { serverFactory: tracedServerFactory } : {})
   })
-  if (tracingEnabled) app.addHook('onRequest', async (request) => nameRequestSpan(request.method, request.routeOptions.url))
+  if (tracingEnabled()) app.addHook('onRequest', async (request) => nameRequestSpan(request.method, request.routeOptions.url))
 
   // Accept a caller's request id only when it is safe to log and echo.
   app.addHook('onRequest', async (request, reply) => {

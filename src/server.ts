@@ -14,7 +14,7 @@ async function main (): Promise<void> {
     }
     throw error
   }
-  const stopTracing = startTracing(config.otelServiceName)
+  const stopTracing = startTracing(config.otelEndpoint, config.otelServiceName)
   const app = await buildApp(config)
   app.addHook('onClose', async () => { await stopTracing().catch(() => {}) })
   const { database, cache, bus } = app.deps

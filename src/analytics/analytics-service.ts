@@ -217,9 +217,10 @@ export function createAnalyticsService (deps: Deps) {
               where client_id = ${clientId} and day >= date_trunc('day', ${from}::timestamptz, 'UTC') and day < ${to}::timestamptz
               group by 1`)
           : await queryRows<{ bucket: string | Date, devices: string }>(db, sql`
-              select date_trunc('hour', recorded_at, 'UTC') as bucket, count(distinct (serial_id, device_id)) as devices
-              from usage_events where client_id = ${clientId} and recorded_at >= date_trunc('hour', ${from}::timestamptz) and recorded_at < ${to}::timestamptz
-              group by 1`)
+              select bucket, count(*) as devices from (
+                select distinct date_trunc('hour', recorded_at, 'UTC') as bucket, serial_id, device_id
+                from usage_events where client_id = ${clientId} and recorded_at >= date_trunc('hour', ${from}::timestamptz) and recorded_at < ${to}::timestamptz
+              ) d group by 1`)
         const devicesAt = new Map(devices.map((d) => [new Date(d.bucket).getTime(), d.devices]))
         usage = totals.map((r) => ({ ...r, devices: devicesAt.get(new Date(r.bucket).getTime()) ?? '0' }))
         validations = await queryRows(db, sql`

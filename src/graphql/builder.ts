@@ -76,10 +76,13 @@ export const builder = new SchemaBuilder<{
 }>({
   plugins: [ScopeAuthPlugin, ErrorsPlugin, ComplexityPlugin, RelayPlugin, TracingPlugin],
   defaultFieldNullability: false,
-  // One span per root field when tracing is on (OTEL_EXPORTER_OTLP_ENDPOINT); no wrapper when off.
+  // One span per root field when tracing is on (OTEL_EXPORTER_OTLP_ENDPOINT).
   tracing: {
-    default: (config) => tracingEnabled && isRootField(config),
-    wrap: (resolver, options) => createSpan(resolver, options)
+    default: (config) => isRootField(config),
+    wrap: (resolver, options) => {
+      const traced = createSpan(resolver, options)
+      return (parent, args, context, info) => tracingEnabled() ? traced(parent, args, context, info) : resolver(parent, args, context, info)
+    }
   },
   scopeAuth: {
     authorizeOnSubscribe: true,

@@ -85,7 +85,7 @@ type PgClient = postgres.Sql
  * included. Otherwise the client itself.
  */
 function wrapClient (sql: PgClient, prepared: boolean): PgClient {
-  if (!prepared && !tracingEnabled) return sql
+  if (!prepared && !tracingEnabled()) return sql
   return new Proxy(sql, {
     get (target, prop) {
       if (prop === 'unsafe') {
@@ -96,7 +96,7 @@ function wrapClient (sql: PgClient, prepared: boolean): PgClient {
           return pending
         }
       }
-      if (prop === 'begin' && tracingEnabled) {
+      if (prop === 'begin' && tracingEnabled()) {
         return (...args: unknown[]) => {
           const fn = args.pop() as (tx: PgClient) => unknown
           return (target.begin as (...a: unknown[]) => unknown)(...args, (tx: PgClient) => fn(wrapClient(tx, prepared)))
@@ -177,7 +177,7 @@ async function createPglite (config: Extract<Config['database'], { kind: 'pglite
   if (config.dataDir) await mkdir(config.dataDir, { recursive: true })
   const client = config.dataDir ? new PGlite(config.dataDir) : new PGlite()
   const { stats, logger } = queryCounter()
-  const db = drizzle({ client: tracingEnabled ? tracePglite(client) : client, relations, logger }) as unknown as Db
+  const db = drizzle({ client: tracingEnabled() ? tracePglite(client) : client, relations, logger }) as unknown as Db
   let closed: Promise<void> | undefined
   return {
     kind: 'pglite',

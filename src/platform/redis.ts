@@ -19,7 +19,7 @@ export function createRedis (url: string, options: RedisOptions = {}): Redis {
   })
   // Connection errors are reported by health checks; without a listener ioredis logs to stderr.
   client.on('error', () => {})
-  if (tracingEnabled) traceCommands(client)
+  if (tracingEnabled()) traceCommands(client)
   return client
 }
 

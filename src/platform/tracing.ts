@@ -1,4 +1,5 @@
-// OpenTelemetry tracing, off unless OTEL_EXPORTER_OTLP_ENDPOINT is set (OTLP over HTTP, JSON).
+// OpenTelemetry tracing, off unless OTEL_EXPORTER_OTLP_ENDPOINT is set (OTLP over HTTP, JSON);
+// server.ts starts it before anything that traces is made.
 // Spans, all written here by hand rather than by monkey-patching loaders:
 // - HTTP: one SERVER span per request, opened around Fastify's handler (serverFactory), named by
 //   route template, with W3C traceparent accepted from the caller;
@@ -16,23 +17,27 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http'
 import { resourceFromAttributes } from '@opentelemetry/resources'
 import { BatchSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace'
 
-/** Read once at start: the GraphQL schema is built at import time and asks this too. */
-export const tracingEnabled = Boolean(process.env.OTEL_EXPORTER_OTLP_ENDPOINT)
+let enabled = false
+
+/** True once startTracing ran with an endpoint; clients and the app made after it trace. */
+export function tracingEnabled (): boolean {
+  return enabled
+}
 
 export const tracer = trace.getTracer('serials')
 
 let provider: TracerProvider | undefined
 
-/** Registers the SDK once; returns a function that flushes and stops it. */
-export function startTracing (serviceName: string): () => Promise<void> {
-  if (!tracingEnabled) return async () => {}
+/** Registers the SDK once (when an endpoint is configured); returns a function that flushes and stops it. */
+export function startTracing (endpoint: string | undefined, serviceName: string): () => Promise<void> {
+  if (!endpoint) return async () => {}
+  enabled = true
   if (!provider) {
     context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
     propagation.setGlobalPropagator(new W3CTraceContextPropagator())
     provider = new TracerProvider({
       resource: resourceFromAttributes({ 'service.name': serviceName }),
-      // The exporter reads OTEL_EXPORTER_OTLP_ENDPOINT (and _HEADERS) and posts to …/v1/traces.
-      spanProcessors: [new BatchSpanProcessor({ exporter: new OTLPTraceExporter(), scheduledDelayMillis: 1000 })]
+      spanProcessors: [new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: `${endpoint.replace(/\/$/, '')}/v1/traces` }), scheduledDelayMillis: 1000 })]
     })
     trace.setGlobalTracerProvider(provider)
   }
@@ -67,7 +72,7 @@ export function nameRequestSpan (method: string, route: string | undefined): voi
 
 /** trace_id and span_id of the active span, for log lines. */
 export function logIds (): Record<string, string> {
-  const span = tracingEnabled ? trace.getActiveSpan() : undefined
+  const span = enabled ? trace.getActiveSpan() : undefined
   if (!span) return {}
   const { traceId, spanId } = span.spanContext()
   return { trace_id: traceId, span_id: spanId }
@@ -75,7 +80,7 @@ export function logIds (): Record<string, string> {
 
 /** A CLIENT span under the active one, or undefined outside a traced request. */
 export function childSpan (name: string, attributes: Record<string, string>): Span | undefined {
-  if (!tracingEnabled || !trace.getActiveSpan()) return undefined
+  if (!enabled || !trace.getActiveSpan()) return undefined
   return tracer.startSpan(name, { kind: SpanKind.CLIENT, attributes })
 }
 
