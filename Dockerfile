@@ -10,6 +10,9 @@ RUN npm run build
 
 FROM node:20.20-bookworm-slim AS runtime
 ENV NODE_ENV=production API_HOST=0.0.0.0 API_PORT=3000 DATA_DIR=/data
+# The live heap is ~100 MB with 200,000 cache entries; left alone V8 grows its heap lazily far past
+# that (505 MB RSS after 1,000,000 validations). Raise with the L1 cache size.
+ENV NODE_OPTIONS=--max-old-space-size=192
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force

@@ -28,9 +28,10 @@ const rows: Row[] = []
 function start (script: string, env: Record<string, string | undefined>, port: number): Promise<ChildProcess> {
   const merged: Record<string, string | undefined> = { ...process.env, ...env, PORT: String(port), API_PORT: String(port) }
   for (const [k, v] of Object.entries(merged)) if (v === undefined) delete merged[k]
-  // The service runs as in production (the Dockerfile's `node dist/src/server.js`, built by main).
+  // The service runs as in production (the Dockerfile's `node dist/src/server.js` with its heap
+  // limit, built by main).
   const compiled = script === 'src/server.ts'
-  const child = fork(compiled ? 'dist/src/server.js' : script, [], { cwd: root, execArgv: compiled ? [] : ['--import', 'tsx'], env: merged as NodeJS.ProcessEnv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+  const child = fork(compiled ? 'dist/src/server.js' : script, [], { cwd: root, execArgv: compiled ? ['--max-old-space-size=192'] : ['--import', 'tsx'], env: merged as NodeJS.ProcessEnv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
   return new Promise((resolve, reject) => {
     const poll = setInterval(() => {
       fetch(`http://127.0.0.1:${port}/health`, { method: 'GET' }).then((r) => { if (r.status < 500 || script.includes('ceiling')) { clearInterval(poll); resolve(child) } }, () => {})
