@@ -1,5 +1,6 @@
 // Relays committed outbox rows to the event bus: at least once, in commit order, one relay at a
-// time across all instances (advisory lock), rows marked published in the same transaction.
+// time across all instances (advisory lock), rows marked published in the same transaction. The
+// relay's own statements carry no parameters (constants inline), so each is one round trip.
 import { sql } from 'drizzle-orm'
 import type { FastifyBaseLogger } from 'fastify'
 import { queryRows, type Db, type Executor } from '../platform/database.ts'
@@ -47,11 +48,14 @@ export function createOutboxRelay ({ db, bus, log }: { db: Db, bus: IEventBus, l
 
   async function runOnce (): Promise<number> {
     return db.transaction(async (tx) => {
-      const [lock] = await queryRows<{ locked: boolean }>(tx, sql`select pg_try_advisory_xact_lock(${RELAY_LOCK}) as locked`)
+      const [lock] = await queryRows<{ locked: boolean }>(tx, sql`select pg_try_advisory_xact_lock(${sql.raw(String(RELAY_LOCK))}) as locked`)
       if (!lock?.locked) return 0
       const rows = await queryRows<{ id: string | number, type: DomainEventType, aggregate_id: string, client_id: string | null, payload: Record<string, unknown>, created_at: Date | string }>(tx,
-        sql`select id, type, aggregate_id, client_id, payload, created_at from outbox where published_at is null order by id limit ${BATCH} for update skip locked`)
+        sql`update outbox set published_at = now()
+          where id in (select id from outbox where published_at is null order by id limit ${sql.raw(String(BATCH))} for update skip locked)
+          returning id, type, aggregate_id, client_id, payload, created_at`)
       if (rows.length === 0) return 0
+      rows.sort((a, b) => Number(a.id) - Number(b.id))
       const events: PublishedEvent[] = rows.map((r) => ({
         id: Number(r.id),
         type: r.type,
@@ -61,9 +65,9 @@ export function createOutboxRelay ({ db, bus, log }: { db: Db, bus: IEventBus, l
         createdAt: new Date(r.created_at).toISOString()
       }))
       for (const hook of hooks) await hook(tx, events)
-      // Published before the rows are marked: a crash in between republishes (at least once).
+      // Marked in this transaction, which commits only after the bus took every event: a crash in
+      // between rolls the marks back and the events go out again (at least once).
       await Promise.all(events.map((e) => bus.publish(eventTopic(e.type, e.clientId), e)))
-      await tx.execute(sql`update outbox set published_at = now() where id in (${sql.join(events.map((e) => sql`${e.id}`), sql`, `)})`)
       return events.length
     })
   }
