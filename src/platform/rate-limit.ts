@@ -70,15 +70,18 @@ interface Entry {
   syncedAt: number
 }
 
-/** Keys only read (no local hits) are refreshed from Redis this often, in ms. */
+/** A key not synced for this long is read from Redis again on its next use, in ms. */
 const READ_REFRESH_MS = 1000
+/** How often keys whose window ended or that went unused are forgotten, in ms. */
+const SWEEP_MS = 10_000
 
 /**
  * Fixed-window counters shared through Redis without a round trip per request (the approach
  * Unkey describes): each instance counts locally and every SYNC_MS sends its pending counts and
  * reads the shared totals back in one pipeline. While a key's estimate stays below half its
  * limit the caller is answered from memory; above that, or for a key this instance has not seen
- * in the current window, the hit waits for Redis, so small limits stay exact across instances.
+ * in the current window, or one not synced for READ_REFRESH_MS, the hit waits for Redis, so small
+ * limits stay exact across instances. Only keys with something to send are synced each tick.
  * The price: N instances together may overshoot a large limit by what they admit in one SYNC_MS.
  * Redis errors fail open (as @fastify/rate-limit's skipOnError) and leave the counts local.
  */
@@ -112,72 +115,84 @@ function redisCounter (redis: Redis, prefix: string): IWindowCounter {
       absorb(entry, await run(key, windowMs, send), Date.now())
     } catch {
       entry.pending += send // keep counting locally; the next flush retries
+      dirty.add(key)
     } finally {
       entry.inFlight -= send
     }
     return { count: entry.shared + entry.pending + entry.inFlight, ttlMs: Math.max(entry.resetAt - Date.now(), 0) }
   }
 
+  // Keys with something to send, or a read due: a flush touches only these, however many keys
+  // the instance holds. A slower sweep forgets keys whose window ended or that went unused.
+  const dirty = new Set<string>()
   let flushing = false
   async function flush () {
-    if (flushing) return
+    if (flushing || dirty.size === 0) return
     flushing = true
     const now = Date.now()
     const batch: Array<[string, Entry, number]> = []
     const pipeline = redis.pipeline()
-    for (const [key, entry] of entries) {
-      if (entry.resetAt <= now || now - entry.usedAt > entry.windowMs) {
-        if (entry.inFlight === 0 && entry.pending === 0) entries.delete(key)
-        if (entry.resetAt <= now) continue
-      }
+    for (const key of dirty) {
+      const entry = entries.get(key)
+      if (!entry || entry.resetAt <= now) continue
       const send = entry.pending
-      if (send === 0 && now - entry.syncedAt < READ_REFRESH_MS) continue
       entry.pending = 0
       entry.inFlight += send
       batch.push([key, entry, send])
       pipeline.eval(SYNC_SCRIPT, 1, `${prefix}${key}`, String(entry.windowMs), String(send))
     }
+    dirty.clear()
     try {
       if (batch.length === 0) return
       const results = await pipeline.exec()
       const at = Date.now()
-      batch.forEach(([, entry, send], i) => {
+      batch.forEach(([key, entry, send], i) => {
         entry.inFlight -= send
         const [error, value] = results?.[i] ?? [new Error('no result')]
-        if (error) entry.pending += send
-        else absorb(entry, value as [number, number], at)
+        if (error) { entry.pending += send; dirty.add(key) } else absorb(entry, value as [number, number], at)
       })
     } catch {
-      for (const [, entry, send] of batch) { entry.inFlight -= send; entry.pending += send }
+      for (const [key, entry, send] of batch) { entry.inFlight -= send; entry.pending += send; dirty.add(key) }
     } finally {
       flushing = false
     }
   }
+  function sweep () {
+    const now = Date.now()
+    for (const [key, entry] of entries) {
+      const idle = entry.resetAt <= now || now - entry.usedAt > entry.windowMs
+      if (idle && entry.inFlight === 0 && (entry.pending === 0 || entry.resetAt <= now)) { entries.delete(key); dirty.delete(key) }
+    }
+  }
   const timer = setInterval(() => { void flush() }, SYNC_MS)
   timer.unref()
+  const sweeper = setInterval(sweep, SWEEP_MS)
+  sweeper.unref()
 
   return {
     async hit (key, windowMs, by, limit) {
       const now = Date.now()
       const entry = live(key, now)
-      if (!entry) return exact(key, windowMs, by, now)
+      // Unknown here, or not synced for a second (idle keys are not refreshed in the background).
+      if (!entry || now - entry.syncedAt >= READ_REFRESH_MS) return exact(key, windowMs, by, now)
       const estimate = entry.shared + entry.inFlight + entry.pending + by
       if (estimate * 2 >= limit) return exact(key, windowMs, by, now)
       entry.pending += by
       entry.usedAt = now
+      dirty.add(key)
       return { count: estimate, ttlMs: entry.resetAt - now }
     },
     async peek (key, limit) {
       const now = Date.now()
       const entry = live(key, now)
-      // Unknown here: one read, then the entry (zero included) is refreshed in the background.
-      if (!entry) return exact(key, FAILED_LOOKUP_WINDOW_MS, 0, now)
+      // Unknown here, or last read over a second ago: one read (zero included).
+      if (!entry || now - entry.syncedAt >= READ_REFRESH_MS) return exact(key, entry?.windowMs ?? FAILED_LOOKUP_WINDOW_MS, 0, now)
       entry.usedAt = now
       const count = entry.shared + entry.inFlight + entry.pending
       if (count * 2 >= limit && count < limit) return exact(key, entry.windowMs, 0, now)
       return { count, ttlMs: entry.resetAt - now }
     },
-    close () { clearInterval(timer) }
+    close () { clearInterval(timer); clearInterval(sweeper) }
   }
 }
 

@@ -53,7 +53,7 @@ t.test('with Redis', { skip: redisUrl ? false : 'TEST_REDIS_URL not set (CI sets
     t.ok(Number(await redis.pttl(`${prefix}big`)) > 0, 'with the window as expiry')
     // The other instance learns the shared total on its first hit of the key.
     t.equal((await two.hit('big', 60_000, 1, 100_000)).count, 201)
-    await sleep(1200) // a key with nothing pending is re-read every second
+    await sleep(1200) // a key idle for a second is read from Redis again on its next use
     t.equal((await one.hit('big', 60_000, 1, 100_000)).count, 202, 'and the first sees the second\'s hit after a refresh')
   })
 
@@ -63,7 +63,7 @@ t.test('with Redis', { skip: redisUrl ? false : 'TEST_REDIS_URL not set (CI sets
     t.teardown(() => { one.close(); two.close() })
     t.equal((await two.peek('nf', 20)).count, 0)
     for (let i = 0; i < 12; i++) await one.hit('nf', 60_000, 1, 20)
-    await sleep(1200) // read-only keys are refreshed every second
+    await sleep(1200) // a key last read over a second ago is read again
     t.equal((await two.peek('nf', 20)).count, 12)
   })
 
