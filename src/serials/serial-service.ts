@@ -252,21 +252,6 @@ export function createSerialService (deps: Deps & { devices: DeviceService, reco
     return view(row)
   }
 
-  /** Serial state by lookup hash: L1, then L2, then PostgreSQL (and fill both levels). */
-  async function loadState (numberHash: string): Promise<SerialState | undefined> {
-    const key = serialCacheKey(numberHash)
-    const cached = cache.getLocal<SerialState>(key) ?? await cache.get<SerialState>(key)
-    if (cached) return cached
-    const [row] = await database.lookupDb.select({ serial: serials, clientNumber: clients.clientNumber })
-      .from(serials).innerJoin(clients, eq(clients.id, serials.clientId))
-      .where(eq(serials.numberHash, numberHash)).limit(1)
-    if (!row) return undefined
-    const state = stateOf(row.serial, row.clientNumber)
-    // L1 is filled at once; the L2 write need not delay the answer.
-    void cache.set(key, state, CACHE_TTL_S)
-    return state
-  }
-
   /**
    * The validation's view of a serial: from the caches, or on a miss one query for the serial,
    * its client's status and whether this device holds a slot (one round trip instead of three).
@@ -315,8 +300,6 @@ export function createSerialService (deps: Deps & { devices: DeviceService, reco
 
   const service = {
     view,
-    loadState,
-    loadClientStatus,
 
     async create (actor: Actor, meta: RequestMeta | undefined, input: unknown): Promise<IssuedSerial> {
       const data = parseInput(createInput, input)
@@ -426,10 +409,13 @@ export function createSerialService (deps: Deps & { devices: DeviceService, reco
         return { result: answer(failed ?? 'NOT_FOUND', state, data.deviceId, data.nonce, now), serial: state }
       }
       const deviceKey = deviceCacheKey(state.id, data.deviceId)
-      // Known from the query that just loaded the serial, else L1, L2, then a plain read.
-      let known = deviceActive ?? Boolean(cache.getLocal<1>(deviceKey) ?? await cache.get<1>(deviceKey))
-      if (!known && deviceActive === undefined) known = await deps.devices.isActive(state.id, data.deviceId)
-      if (known && !cache.getLocal<1>(deviceKey)) void cache.set(deviceKey, 1, CACHE_TTL_S)
+      // Known from the query that just loaded the serial, else L1, L2 (which fills L1), then a
+      // plain read; what came from PostgreSQL is cached without delaying the answer.
+      let known: boolean
+      let fromDatabase = true
+      if (deviceActive !== undefined) known = deviceActive
+      else if (cache.getLocal<1>(deviceKey) ?? await cache.get<1>(deviceKey)) { known = true; fromDatabase = false } else known = await deps.devices.isActive(state.id, data.deviceId)
+      if (known && fromDatabase) void cache.set(deviceKey, 1, CACHE_TTL_S)
       if (known) {
         deps.recorder.validation(state, data.deviceId, 'VALID', now)
         return { result: answer('VALID', state, data.deviceId, data.nonce, now), serial: state }
