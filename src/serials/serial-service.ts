@@ -411,11 +411,9 @@ export function createSerialService (deps: Deps & { devices: DeviceService, reco
       const deviceKey = deviceCacheKey(state.id, data.deviceId)
       // Known from the query that just loaded the serial, else L1, L2 (which fills L1), then a
       // plain read; what came from PostgreSQL is cached without delaying the answer.
-      let known: boolean
-      let fromDatabase = true
-      if (deviceActive !== undefined) known = deviceActive
-      else if (cache.getLocal<1>(deviceKey) ?? await cache.get<1>(deviceKey)) { known = true; fromDatabase = false } else known = await deps.devices.isActive(state.id, data.deviceId)
-      if (known && fromDatabase) void cache.set(deviceKey, 1, CACHE_TTL_S)
+      const cached = deviceActive === undefined && Boolean(cache.getLocal<1>(deviceKey) ?? await cache.get<1>(deviceKey))
+      const known = cached || (deviceActive ?? await deps.devices.isActive(state.id, data.deviceId))
+      if (known && !cached) void cache.set(deviceKey, 1, CACHE_TTL_S)
       if (known) {
         deps.recorder.validation(state, data.deviceId, 'VALID', now)
         return { result: answer('VALID', state, data.deviceId, data.nonce, now), serial: state }
