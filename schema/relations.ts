@@ -7,7 +7,11 @@ export const relations = defineRelations(tables, (r) => ({
   },
   serials: {
     client: r.one.clients({ from: r.serials.clientId, to: r.clients.id, optional: false }),
+    policy: r.one.policies({ from: r.serials.policyId, to: r.policies.id }),
     devices: r.many.devices()
+  },
+  policies: {
+    serials: r.many.serials()
   },
   devices: {
     serial: r.one.serials({ from: r.devices.serialId, to: r.serials.id, optional: false })

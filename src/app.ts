@@ -6,15 +6,18 @@ import rateLimit from '@fastify/rate-limit'
 import websocket from '@fastify/websocket'
 import type { Config } from './config.ts'
 import graphqlPlugin from './graphql/graphql-plugin.ts'
+import graphiqlRoutes from './graphql/graphiql-routes.ts'
 import authPlugin from './platform/auth-plugin.ts'
 import depsPlugin from './platform/deps-plugin.ts'
-import errorsPlugin from './platform/errors-plugin.ts'
-import { RateLimitError } from './platform/errors.ts'
+import errorsPlugin, { clientErrorHandler } from './platform/errors-plugin.ts'
+import { RateLimitError, ValidationError } from './platform/errors.ts'
 import { healthRoutes } from './platform/health-routes.ts'
 import { metricsRoutes } from './platform/metrics-routes.ts'
 import rateLimits, { createWindowCounter, windowStore } from './platform/rate-limit.ts'
 import { logIds, nameRequestSpan, tracedServerFactory, tracingEnabled } from './platform/tracing.ts'
 import { serialRoutes } from './serials/serial-routes.ts'
+import { revocationRoutes } from './revocations/revocation-routes.ts'
+import { MAX_JSON_DEPTH, jsonTooDeep } from './platform/validation.ts'
 
 export const BODY_LIMIT = 1024 * 1024
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
@@ -44,9 +47,19 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     // Wrong JSON types are errors, not silently coerced ("42" for 42, ["x"] for "x").
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
     forceCloseConnections: 'idle',
+    // Timeouts, oversized headers and malformed requests answered by Node's parser: contract JSON too.
+    clientErrorHandler,
     ...(tracingEnabled() ? { serverFactory: tracedServerFactory } : {})
   })
   if (tracingEnabled()) app.addHook('onRequest', async (request) => nameRequestSpan(request.method, request.routeOptions.url))
+
+  // Set on the server itself (a serverFactory ignores Fastify's options): a client that trickles
+  // its headers or stalls its body gets 408 after these bounds, checked every second rather than
+  // Node's default 30 s. Idle keep-alive sockets are closed by keepAliveTimeout as before.
+  const server = app.server as typeof app.server & { connectionsCheckingInterval?: number }
+  server.headersTimeout = config.headersTimeout * 1000
+  server.requestTimeout = config.requestTimeout * 1000
+  server.connectionsCheckingInterval = 1000
 
   // Accept a caller's request id only when it is safe to log and echo.
   app.addHook('onRequest', async (request, reply) => {
@@ -57,6 +70,18 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
 
   // JSON only: any other content type answers 415 in the contract format.
   app.removeContentTypeParser('text/plain')
+  // Fastify's own JSON parser (prototype-poisoning checks kept) behind a nesting bound, checked on
+  // the text before parsing: a 5,000-level body never reaches a recursive walk (or PostgreSQL).
+  const parseJson = app.getDefaultJsonParser('error', 'ignore')
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8')
+    if (jsonTooDeep(text)) {
+      done(new ValidationError(`Request body nests deeper than ${MAX_JSON_DEPTH} levels`), undefined)
+      return
+    }
+    parseJson(request, text, done)
+  })
   await app.register(errorsPlugin)
   await app.register(depsPlugin, { config, background: options.background ?? true })
   // Before every other route, so the request-duration hook sees them all.
@@ -84,8 +109,10 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await app.register(websocket)
   await app.register(authPlugin)
   await app.register(graphqlPlugin)
+  await app.register(graphiqlRoutes)
   await app.register(rateLimits)
   await app.register(healthRoutes)
   await app.register(serialRoutes, { prefix: config.prefix })
+  await app.register(revocationRoutes, { prefix: config.prefix })
   return app
 }

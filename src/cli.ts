@@ -1,16 +1,14 @@
-// Operator commands: `npm run cli -- <command>`.
-//   migrate                                         apply database migrations
-//   create-api-key --role ADMIN --name ops [--client cli_…] [--expires 2027-01-01T00:00:00Z]
-//                                                   prints the new key once (stdout, one line)
-//   rotate-encryption-key [--batch 500]             re-encrypts every encrypted column with ENCRYPTION_KEY
-//   verify-audit-log                                checks the hash chain; exit code 1 when broken
+// Operator commands: `npm run -s cli -- <command>` (`-s` keeps npm's banner off stdout, so
+// `KEY=$(npm run -s cli -- create-api-key …)` captures only the key). Arguments are parsed and
+// checked before the configuration is loaded or the database opened.
+import { existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { createApiKeyService } from './api-keys/api-key-service.ts'
 import { verifyAuditChain } from './audit/audit-log.ts'
 import { ConfigError, loadConfig, type Config } from './config.ts'
 import { createCache } from './platform/cache.ts'
 import { createKeyring } from './platform/crypto.ts'
-import { createDatabase } from './platform/database.ts'
+import { createDatabase, DatabaseLockedError, type IDatabase } from './platform/database.ts'
 import type { Deps } from './platform/deps.ts'
 import { SerialModuleError } from './platform/errors.ts'
 import { createEventBus } from './platform/event-bus.ts'
@@ -18,20 +16,149 @@ import { rotateEncryptionKey } from './platform/key-rotation.ts'
 import { createMetrics } from './platform/metrics.ts'
 import { createSigner } from './platform/signing.ts'
 
-const USAGE = `usage: npm run cli -- <command>
-  migrate
-  create-api-key --role ADMIN|MANAGER|AUDITOR --name <name> [--client <clientId>] [--expires <ISO date>]
-  rotate-encryption-key [--batch <rows>]
-  verify-audit-log`
-
 export interface CliIo { out (line: string): void, err (line: string): void }
+
+/** Exit codes: 0 done, 1 the command failed, 2 the command line was wrong. */
+export const EXIT_USAGE = 2
+
+type Values = Record<string, string | boolean | undefined>
+type Options = Record<string, { type: 'string' | 'boolean', short?: string }>
+
+interface Command {
+  summary: string
+  usage: string
+  options: Options
+  /** What to do instead while the server holds the embedded database (PGlite is single-process). */
+  whileServerRuns: string
+  /** Checks the arguments before anything is opened; returns the problem, if any. */
+  check? (values: Values): string | undefined
+  run (ctx: { config: Config, database: IDatabase, values: Values, io: CliIo }): Promise<number>
+}
+
+const silentLog = { info () {}, warn () {}, error () {}, debug () {}, trace () {}, fatal () {}, child () { return this }, level: 'silent', silent () {} } as unknown as Deps['log']
+
+const COMMANDS: Record<string, Command> = {
+  migrate: {
+    summary: 'apply database migrations',
+    usage: 'migrate',
+    options: {},
+    whileServerRuns: 'the server applies migrations itself at start-up',
+    async run ({ database, io }) {
+      await database.migrate()
+      io.out('migrations applied')
+      return 0
+    }
+  },
+  'create-api-key': {
+    summary: 'create an API key and print it once on stdout',
+    usage: 'create-api-key --role ADMIN|MANAGER|AUDITOR --name <name> [--client <clientId>] [--expires <ISO date>]',
+    options: { role: { type: 'string' }, name: { type: 'string' }, client: { type: 'string' }, expires: { type: 'string' } },
+    whileServerRuns: 'or use the API: the createApiKey mutation with an ADMIN key',
+    check: (values) => !values.role ? '--role is required' : !values.name ? '--name is required' : undefined,
+    async run ({ config, database, values, io }) {
+      await database.migrate()
+      // In-process cache and bus: the CLI only writes one row and its audit entry.
+      const bus = createEventBus(undefined)
+      const cache = await createCache({ redis: undefined, bus })
+      const deps: Deps = {
+        config,
+        database,
+        cache,
+        bus,
+        keyring: createKeyring(config.encryptionKey, config.encryptionKeysPrevious),
+        signer: createSigner(config.signing.algorithm, config.signing.privateKeyPem, config.signing.publicKeyPem),
+        metrics: createMetrics(),
+        log: silentLog,
+        clock: () => new Date(),
+        eventsWritten: () => {}
+      }
+      try {
+        const { apiKey, secret } = await createApiKeyService(deps).create(null, { ip: 'cli', requestId: 'cli' }, {
+          name: values.name, role: values.role, clientId: values.client, expiresAt: values.expires
+        })
+        io.err(`created API key ${apiKey.id} (${apiKey.role}${apiKey.clientId ? `, client ${apiKey.clientId}` : ''}); it is shown once:`)
+        io.out(secret)
+        return 0
+      } finally {
+        await cache.close()
+        await bus.close()
+      }
+    }
+  },
+  'rotate-encryption-key': {
+    summary: 're-encrypt every encrypted column with ENCRYPTION_KEY',
+    usage: 'rotate-encryption-key [--batch <rows>]',
+    options: { batch: { type: 'string' } },
+    whileServerRuns: 'on PostgreSQL it runs next to live servers',
+    check: (values) => values.batch !== undefined && !/^[1-9][0-9]*$/.test(String(values.batch)) ? '--batch must be a positive integer' : undefined,
+    async run ({ config, database, values, io }) {
+      await database.migrate()
+      const keyring = createKeyring(config.encryptionKey, config.encryptionKeysPrevious)
+      const reports = await rotateEncryptionKey(database.db, keyring, { batchSize: values.batch ? Number(values.batch) : 500 })
+      for (const r of reports) io.out(`${r.table}.${r.column}: ${r.rotated} re-encrypted`)
+      io.out(`all encrypted columns now use key ${keyring.currentKeyId}`)
+      return 0
+    }
+  },
+  'verify-audit-log': {
+    summary: 'check the audit log hash chain; exit code 1 when broken',
+    usage: 'verify-audit-log',
+    options: {},
+    whileServerRuns: 'or use the API: the verifyAuditLog query',
+    async run ({ database, io }) {
+      const result = await verifyAuditChain(database.db)
+      io.out(JSON.stringify(result))
+      return result.valid ? 0 : 1
+    }
+  }
+}
+
+export function usage (): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length))
+  return [
+    'usage: npm run -s cli -- <command> [options]',
+    '',
+    'commands:',
+    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Run `npm run -s cli -- <command> --help` for a command\'s options. Configuration comes from the',
+    'environment (and a .env file in the working directory), as for the server.'
+  ].join('\n')
+}
+
+function commandUsage (command: Command): string {
+  return `usage: npm run -s cli -- ${command.usage}\n${command.summary}`
+}
 
 /** Runs one command; returns the process exit code. Exported for tests. */
 export async function runCli (argv: string[], env: Record<string, string | undefined> = process.env, io: CliIo = {
   out: (line) => process.stdout.write(`${line}\n`),
   err: (line) => process.stderr.write(`${line}\n`)
 }): Promise<number> {
-  const [command, ...rest] = argv
+  const [name, ...rest] = argv
+  if (name === undefined) { io.err(usage()); return EXIT_USAGE }
+  if (name === '--help' || name === '-h' || name === 'help') {
+    const topic = name === 'help' && rest[0] !== undefined ? COMMANDS[rest[0]] : undefined
+    io.out(topic ? commandUsage(topic) : usage())
+    return 0
+  }
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined
+  if (!command) {
+    io.err(`unknown command "${name}"; commands: ${Object.keys(COMMANDS).join(', ')} (npm run -s cli -- --help)`)
+    return EXIT_USAGE
+  }
+
+  let values: Values
+  try {
+    values = parseArgs({ args: rest, options: { ...command.options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }).values
+  } catch (error) {
+    io.err(`${name}: ${(error as Error).message.split('\n')[0]}\n${commandUsage(command)}`)
+    return EXIT_USAGE
+  }
+  if (values.help) { io.out(commandUsage(command)); return 0 }
+  const problem = command.check?.(values)
+  if (problem) { io.err(`${name}: ${problem}\n${commandUsage(command)}`); return EXIT_USAGE }
+
   let config: Config
   try {
     config = await loadConfig(env)
@@ -39,71 +166,24 @@ export async function runCli (argv: string[], env: Record<string, string | undef
     if (error instanceof ConfigError) { io.err(error.message); return 1 }
     throw error
   }
-  const database = await createDatabase(config)
+  let database: IDatabase
   try {
-    switch (command) {
-      case 'migrate': {
-        await database.migrate()
-        io.out('migrations applied')
-        return 0
-      }
-      case 'create-api-key': {
-        const { values } = parseArgs({ args: rest, options: { role: { type: 'string' }, name: { type: 'string' }, client: { type: 'string' }, expires: { type: 'string' } } })
-        await database.migrate()
-        // In-process cache and bus: the CLI only writes one row and its audit entry.
-        const bus = createEventBus(undefined)
-        const cache = await createCache({ redis: undefined, bus })
-        const deps: Deps = {
-          config,
-          database,
-          cache,
-          bus,
-          keyring: createKeyring(config.encryptionKey, config.encryptionKeysPrevious),
-          signer: createSigner(config.signing.algorithm, config.signing.privateKeyPem, config.signing.publicKeyPem),
-          metrics: createMetrics(),
-          log: { info () {}, warn () {}, error () {}, debug () {}, trace () {}, fatal () {}, child () { return this }, level: 'silent', silent () {} } as unknown as Deps['log'],
-          clock: () => new Date(),
-          eventsWritten: () => {}
-        }
-        try {
-          const service = createApiKeyService(deps)
-          const { apiKey, secret } = await service.create(null, { ip: 'cli', requestId: 'cli' }, {
-            name: values.name, role: values.role, clientId: values.client, expiresAt: values.expires
-          })
-          io.err(`created API key ${apiKey.id} (${apiKey.role}${apiKey.clientId ? `, client ${apiKey.clientId}` : ''}); it is shown once:`)
-          io.out(secret)
-          return 0
-        } finally {
-          await cache.close()
-          await bus.close()
-        }
-      }
-      case 'rotate-encryption-key': {
-        const { values } = parseArgs({ args: rest, options: { batch: { type: 'string' } } })
-        const batchSize = values.batch ? Number(values.batch) : 500
-        if (!Number.isInteger(batchSize) || batchSize < 1) { io.err('--batch must be a positive integer'); return 1 }
-        await database.migrate()
-        const keyring = createKeyring(config.encryptionKey, config.encryptionKeysPrevious)
-        const reports = await rotateEncryptionKey(database.db, keyring, { batchSize })
-        for (const r of reports) io.out(`${r.table}.${r.column}: ${r.rotated} re-encrypted`)
-        io.out(`all encrypted columns now use key ${keyring.currentKeyId}`)
-        return 0
-      }
-      case 'verify-audit-log': {
-        const result = await verifyAuditChain(database.db)
-        io.out(JSON.stringify(result))
-        return result.valid ? 0 : 1
-      }
-      default:
-        io.err(USAGE)
-        return command ? 1 : 0
+    database = await createDatabase(config)
+  } catch (error) {
+    if (error instanceof DatabaseLockedError) {
+      io.err(`${name}: ${error.message}, and PGlite allows one process at a time: stop the server first (${command.whileServerRuns})`)
+      return 1
     }
+    throw error
+  }
+  try {
+    return await command.run({ config, database, values, io })
   } catch (error) {
     if (error instanceof SerialModuleError) {
       io.err(`${error.code}: ${error.message}${error.details ? ` ${JSON.stringify(error.details)}` : ''}`)
       return 1
     }
-    io.err(`failed: ${(error as Error).message}`)
+    io.err(`${name} failed: ${(error as Error).message}`)
     return 1
   } finally {
     await database.close()
@@ -112,6 +192,9 @@ export async function runCli (argv: string[], env: Record<string, string | undef
 
 const invokedDirectly = process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href
 if (invokedDirectly) {
+  // A .env in the working directory, as for the server; variables already set win. Tests (which
+  // run with NODE_ENV=test) never read it.
+  if (process.env.NODE_ENV !== 'test' && existsSync('.env')) process.loadEnvFile('.env')
   runCli(process.argv.slice(2)).then((code) => { process.exitCode = code }, (error: unknown) => {
     process.stderr.write(`${(error as Error).stack ?? String(error)}\n`)
     process.exitCode = 1

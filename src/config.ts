@@ -53,6 +53,9 @@ const envSchema = z.object({
   SIGNING_ALGORITHM: z.enum(['RSA-PSS-4096', 'ED25519']).default('RSA-PSS-4096'),
   RATE_LIMIT: z.coerce.number().int().min(1).default(1000),
   VALIDATE_RATE_LIMIT: z.coerce.number().int().min(1).default(300),
+  HEADERS_TIMEOUT: z.coerce.number().int().min(1).max(600).default(10),
+  REQUEST_TIMEOUT: z.coerce.number().int().min(1).max(3600).default(30),
+  EXPIRY_WARNING_DAYS: z.coerce.number().int().min(1).max(365).default(7),
   FEATURE_BULK_OPERATIONS: bool(true),
   FEATURE_REAL_TIME_UPDATES: bool(true),
   FEATURE_ADVANCED_ANALYTICS: bool(false),
@@ -86,6 +89,12 @@ export interface Config {
   signing: { algorithm: 'RSA-PSS-4096' | 'ED25519', privateKeyPem: string, publicKeyPem: string }
   rateLimit: number
   validateRateLimit: number
+  /** Seconds a client has to send a request's headers; past it: 408. */
+  headersTimeout: number
+  /** Seconds a client has to send a whole request, body included; past it: 408. */
+  requestTimeout: number
+  /** Days before expiry when serial.expiring is raised (once per expiry). */
+  expiryWarningDays: number
   features: { bulkOperations: boolean, realTimeUpdates: boolean, advancedAnalytics: boolean }
   adminApiKey: string | undefined
   logLevel: Env['LOG_LEVEL']
@@ -159,6 +168,8 @@ export async function loadConfig (source: Record<string, string | undefined> = p
     throw new ConfigError(env.SERIAL_PRIVATE_KEY ? 'SERIAL_PUBLIC_KEY' : 'SERIAL_PRIVATE_KEY', 'must be set together with its pair')
   }
 
+  if (env.HEADERS_TIMEOUT > env.REQUEST_TIMEOUT) throw new ConfigError('HEADERS_TIMEOUT', 'must not exceed REQUEST_TIMEOUT')
+
   const needsDev = !env.JWT_SECRET || !env.ENCRYPTION_KEY || !env.ENCRYPTION_PEPPER || !env.SERIAL_PRIVATE_KEY
   const dev: DevSecrets | undefined = needsDev ? await loadDevSecrets(env.DATA_DIR, env.SIGNING_ALGORITHM, !env.SERIAL_PRIVATE_KEY) : undefined
 
@@ -195,6 +206,9 @@ export async function loadConfig (source: Record<string, string | undefined> = p
     signing,
     rateLimit: env.RATE_LIMIT,
     validateRateLimit: env.VALIDATE_RATE_LIMIT,
+    headersTimeout: env.HEADERS_TIMEOUT,
+    requestTimeout: env.REQUEST_TIMEOUT,
+    expiryWarningDays: env.EXPIRY_WARNING_DAYS,
     features: {
       bulkOperations: env.FEATURE_BULK_OPERATIONS,
       realTimeUpdates: env.FEATURE_REAL_TIME_UPDATES,

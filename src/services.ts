@@ -4,20 +4,27 @@ import { createApiKeyService } from './api-keys/api-key-service.ts'
 import { createAuditService } from './audit/audit-service.ts'
 import { createCertificateService } from './certificates/certificate-service.ts'
 import { createClientService } from './clients/client-service.ts'
-import { createDeviceService, type DeviceService } from './devices/device-service.ts'
+import { createDeviceService } from './devices/device-service.ts'
 import type { Deps } from './platform/deps.ts'
-import { createSerialService } from './serials/serial-service.ts'
+import { createPolicyService } from './policies/policy-service.ts'
+import { createLifecycleScheduler } from './scheduler/lifecycle-scheduler.ts'
+import { createSerialService, type SerialService } from './serials/serial-service.ts'
 import type { ValidationRecorder } from './serials/validation-recorder.ts'
+import { createValidationService } from './validation/validation-service.ts'
 import { createWebhookService } from './webhooks/webhook-service.ts'
 import { createUsageService } from './usage/usage-service.ts'
 
 export function createServices (deps: Deps, recorder: ValidationRecorder) {
-  const devices: DeviceService = createDeviceService(deps)
-  const serials = createSerialService({ ...deps, devices, recorder })
+  const devices = createDeviceService(deps)
+  const validation = createValidationService({ ...deps, devices, recorder })
+  const serials: SerialService = Object.assign(createSerialService(deps), { validate: validation.validate })
   return {
     clients: createClientService(deps),
     serials,
     devices,
+    validation,
+    policies: createPolicyService(deps),
+    scheduler: createLifecycleScheduler({ ...deps, devices }),
     usage: createUsageService({ ...deps, serials }),
     certificates: createCertificateService({ ...deps, serials }),
     apiKeys: createApiKeyService(deps),

@@ -1,6 +1,7 @@
 // build(t): the app on the test backends, closed on teardown. gql(): one GraphQL call.
-// Backends: TEST_DATABASE_URL / DATABASE_URL and TEST_REDIS_URL / REDIS_URL when set (CI sets
-// them and fails loudly if they do not answer); otherwise embedded PGlite in memory + in-process.
+// Backends: TEST_DATABASE_URL and TEST_REDIS_URL when set (CI sets them and fails loudly if they do
+// not answer); otherwise embedded PGlite in memory + in-process. Never DATABASE_URL / REDIS_URL:
+// those belong to the user's own service, and a test run must not write rows into it.
 import { randomBytes } from 'node:crypto'
 import { createServer } from 'node:net'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
@@ -11,8 +12,18 @@ export const ADMIN_KEY = 'test-admin-key-0123456789abcdefghijklmnopqrstuvwxyz'
 /** Shared by all test processes: dev secrets (and the RSA key) are generated once. */
 export const TEST_DATA_DIR = new URL('../.tap/test-data', import.meta.url).pathname
 
-export const databaseUrl = process.env.TEST_DATABASE_URL ?? process.env.DATABASE_URL
-export const redisUrl = process.env.TEST_REDIS_URL ?? process.env.REDIS_URL
+/**
+ * The service's own backend variables, dropped from this process's environment so that nothing a
+ * test starts (a child server, the CLI, loadConfig(process.env)) can reach the user's database.
+ */
+export const SERVICE_BACKEND_VARS = ['DATABASE_URL', 'DATABASE_READ_URL', 'DB_HOST', 'DB_PORT', 'DB_NAME', 'DB_USER', 'DB_PASSWORD',
+  'REDIS_URL', 'REDIS_HOST', 'REDIS_PORT', 'REDIS_PASSWORD', 'REDIS_CLUSTER_NODES'] as const
+for (const name of SERVICE_BACKEND_VARS) delete process.env[name]
+// Inherited by every process a test starts: the server and the CLI skip any .env file under it.
+process.env.NODE_ENV = 'test'
+
+export const databaseUrl = process.env.TEST_DATABASE_URL || undefined
+export const redisUrl = process.env.TEST_REDIS_URL || undefined
 export const realBackends = Boolean(databaseUrl && redisUrl)
 if (process.env.CI === 'true' && !realBackends) {
   // CI must exercise PostgreSQL and Redis; never fall back to embedded backends there.

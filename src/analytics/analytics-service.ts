@@ -6,7 +6,7 @@ import { canSeeClient, type Actor } from '../platform/auth.ts'
 import { queryRows } from '../platform/database.ts'
 import type { Deps } from '../platform/deps.ts'
 import { FeatureDisabledError, NotFoundError, ValidationError } from '../platform/errors.ts'
-import { parseInput } from '../platform/validation.ts'
+import { dateInput, parseInput } from '../platform/validation.ts'
 import { maskSerialNumber } from '../serials/serial-number.ts'
 
 export interface ClientStatistics {
@@ -68,8 +68,8 @@ const patternsInput = z.object({
   clientId: z.string().max(64).optional().nullable(),
   serialId: z.string().max(64).optional().nullable(),
   granularity: z.enum(['HOUR', 'DAY']),
-  since: z.coerce.date().optional().nullable(),
-  until: z.coerce.date().optional().nullable()
+  since: dateInput.optional().nullable(),
+  until: dateInput.optional().nullable()
 })
 
 const n = (value: unknown) => Number(value ?? 0)

@@ -1,6 +1,6 @@
 // API keys: `srl_<keyId>_<secret>` with 256 random bits, shown once; stored as an HMAC hash.
 import { randomBytes } from 'node:crypto'
-import { and, asc, eq, isNull } from 'drizzle-orm'
+import { and, asc, eq, inArray, isNull } from 'drizzle-orm'
 import { z } from 'zod'
 import { apiKeys, clients } from '../../schema/index.ts'
 import { appendAudit } from '../audit/audit-log.ts'
@@ -9,7 +9,8 @@ import { lookupHash, safeEqual } from '../platform/crypto.ts'
 import type { Deps } from '../platform/deps.ts'
 import { AuthorizationError, NotFoundError, ValidationError } from '../platform/errors.ts'
 import { newId } from '../platform/ids.ts'
-import { parseInput } from '../platform/validation.ts'
+import { dateInput, parseInput } from '../platform/validation.ts'
+import { createKeyRevocations } from './key-revocations.ts'
 
 export type ApiKeyRow = typeof apiKeys.$inferSelect
 export type ApiKeyView = Omit<ApiKeyRow, 'secretHash'>
@@ -19,24 +20,29 @@ const TOKEN_PATTERN = /^srl_[0-9A-Z]{26}_[A-Za-z0-9_-]{43}$/
 /** Seconds an authenticated key is remembered in memory; revocation invalidates it at once. */
 const AUTH_CACHE_TTL_S = 60
 const authCacheKey = (hash: string) => `k:${hash}`
+/** Whether a key is still active, for JWT checks while the revocation set cannot answer. */
+const keyStateCacheKey = (id: string) => `ks:${id}`
+const KEY_STATE_TTL_S = 60
 
 const createInput = z.object({
   name: z.string().trim().min(1).max(100),
   role: z.enum(ROLES as [Role, ...Role[]]),
   clientId: z.string().min(1).max(64).optional().nullable(),
-  expiresAt: z.coerce.date().optional().nullable()
+  expiresAt: dateInput.optional().nullable()
 })
 const idInput = z.object({ id: z.string().min(1).max(64) })
 
 export function createApiKeyService (deps: Deps) {
-  const { database, config, cache, clock } = deps
+  const { database, config, cache, bus, clock, log } = deps
   const db = database.db
+  const revocations = createKeyRevocations({ db, bus, onError: (error) => log.warn({ err: error }, 'API key revocation list reload failed') })
   const adminHash = config.adminApiKey ? lookupHash(config.pepper, config.adminApiKey) : undefined
   const view = ({ secretHash: _hash, ...rest }: ApiKeyRow): ApiKeyView => rest
   const lastUsed = new Map<string, Date>()
 
   return {
     view,
+    revocations,
 
     /** Creates a key; the secret is returned here and never again. */
     async create (actor: Actor | null, meta: RequestMeta | undefined, input: unknown): Promise<{ apiKey: ApiKeyView, secret: string }> {
@@ -47,7 +53,7 @@ export function createApiKeyService (deps: Deps) {
       if (data.expiresAt && data.expiresAt.getTime() <= clock().getTime()) throw new ValidationError('Validation failed', [{ field: 'expiresAt', message: 'must be in the future' }])
       const id = newId('key')
       const secret = `srl_${id.slice(4)}_${randomBytes(32).toString('base64url')}`
-      const system: Actor = actor ?? { kind: 'apiKey', id: 'system', role: 'ADMIN', clientId: null }
+      const system: Actor = actor ?? { kind: 'apiKey', id: 'system', role: 'ADMIN', clientId: null, keyId: null, expiresAt: null }
       const row = await db.transaction(async (tx) => {
         if (data.clientId) {
           const [client] = await tx.select({ id: clients.id }).from(clients).where(eq(clients.id, data.clientId)).limit(1)
@@ -72,6 +78,7 @@ export function createApiKeyService (deps: Deps) {
     async revoke (actor: Actor, meta: RequestMeta | undefined, input: unknown): Promise<ApiKeyView> {
       const { id } = parseInput(idInput, input)
       if (actor.role !== 'ADMIN') throw new AuthorizationError('only ADMIN may revoke API keys')
+      let newlyRevoked = false
       const row = await db.transaction(async (tx) => {
         const [updated] = await tx.update(apiKeys).set({ revokedAt: clock() }).where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt))).returning()
         if (!updated) {
@@ -80,10 +87,26 @@ export function createApiKeyService (deps: Deps) {
           return existing
         }
         await appendAudit(tx, actor, meta, [{ action: 'api_key.revoked', targetType: 'api_key', targetId: id, clientId: updated.clientId }])
+        newlyRevoked = true
         return updated
       })
-      await cache.invalidate([authCacheKey(row.secretHash)])
+      // The key and every JWT issued from it stop working on every instance, and open
+      // subscriptions authenticated by either are told (onRevoked listeners).
+      if (newlyRevoked) await revocations.revoked(row.id)
+      await cache.invalidate([authCacheKey(row.secretHash), keyStateCacheKey(row.id)])
       return view(row)
+    },
+
+    /** Batch load by id (GraphQL node/nodes): in the order of ids, null where absent or not visible to the actor. */
+    async loadMany (actor: Actor, ids: readonly string[]): Promise<Array<ApiKeyView | null>> {
+      const rows = await db.select().from(apiKeys).where(inArray(apiKeys.id, [...ids]))
+      const byId = new Map(rows.map((r) => [r.id, r]))
+      // As in list: a MANAGER sees its own client's keys, ADMIN and AUDITOR every key.
+      return ids.map((id) => {
+        const row = byId.get(id)
+        const visible = row && (actor.role === 'ADMIN' || actor.role === 'AUDITOR' || (actor.role === 'MANAGER' && row.clientId !== null && row.clientId === actor.clientId))
+        return row && visible ? view(row) : null
+      })
     },
 
     async list (actor: Actor): Promise<ApiKeyView[]> {
@@ -95,7 +118,7 @@ export function createApiKeyService (deps: Deps) {
     /** Resolves a bearer secret to an actor, or null. Served from memory after the first use. */
     async authenticate (secret: string): Promise<Actor | null> {
       const hash = lookupHash(config.pepper, secret)
-      if (adminHash && safeEqual(hash, adminHash)) return { kind: 'apiKey', id: ADMIN_ENV_ACTOR_ID, role: 'ADMIN', clientId: null }
+      if (adminHash && safeEqual(hash, adminHash)) return { kind: 'apiKey', id: ADMIN_ENV_ACTOR_ID, role: 'ADMIN', clientId: null, keyId: null, expiresAt: null }
       if (!TOKEN_PATTERN.test(secret)) return null
       const key = authCacheKey(hash)
       let cached = cache.getLocal<{ id: string, role: Role, clientId: string | null, expiresAt: number | null, hash: string } | null>(key) ??
@@ -103,14 +126,35 @@ export function createApiKeyService (deps: Deps) {
       if (!cached) {
         const [row] = await db.select().from(apiKeys).where(and(eq(apiKeys.secretHash, hash), isNull(apiKeys.revokedAt))).limit(1)
         if (!row) return null
+        revocations.remember(row.id, true)
         cached = { id: row.id, role: row.role as Role, clientId: row.clientId, expiresAt: row.expiresAt?.getTime() ?? null, hash: row.secretHash }
         await cache.set(key, cached, AUTH_CACHE_TTL_S)
       }
       if (!safeEqual(cached.hash, hash)) return null
+      // Belt and braces: the cached entry is dropped on revocation, the set knows at once.
+      if (revocations.known(cached.id) === true) return null
       const now = clock()
       if (cached.expiresAt !== null && cached.expiresAt <= now.getTime()) return null
       lastUsed.set(cached.id, now)
-      return { kind: 'apiKey', id: cached.id, role: cached.role, clientId: cached.clientId }
+      return { kind: 'apiKey', id: cached.id, role: cached.role, clientId: cached.clientId, keyId: cached.id, expiresAt: cached.expiresAt }
+    },
+
+    /**
+     * Whether the key a JWT was issued from is still active (exists, not revoked). From memory
+     * while the bus is healthy; otherwise from PostgreSQL, through the cache, whose entries live
+     * at most 2 s while the bus is silent.
+     */
+    async isActive (keyId: string): Promise<boolean> {
+      const known = revocations.known(keyId)
+      if (known !== undefined) return !known
+      const key = keyStateCacheKey(keyId)
+      const cached = cache.getLocal<{ active: boolean }>(key) ?? await cache.get<{ active: boolean }>(key)
+      if (cached) return cached.active
+      const [row] = await db.select({ revokedAt: apiKeys.revokedAt }).from(apiKeys).where(eq(apiKeys.id, keyId)).limit(1)
+      const active = Boolean(row) && row!.revokedAt === null
+      if (row) revocations.remember(keyId, active)
+      await cache.set(key, { active }, KEY_STATE_TTL_S)
+      return active
     },
 
     /** Audits a token exchange (no row changes, but a new credential exists until it expires). */

@@ -1,11 +1,11 @@
-import { and, desc, eq, gte, lt, lte, type SQL } from 'drizzle-orm'
+import { and, desc, eq, gte, inArray, lt, lte, type SQL } from 'drizzle-orm'
 import { z } from 'zod'
 import { auditLog } from '../../schema/index.ts'
 import type { Actor } from '../platform/auth.ts'
 import type { Deps } from '../platform/deps.ts'
 import { AuthorizationError } from '../platform/errors.ts'
 import { decodeCursor, pageSize, toPage, type Page, type PageArgs } from '../platform/pagination.ts'
-import { parseInput } from '../platform/validation.ts'
+import { dateInput, parseInput } from '../platform/validation.ts'
 import { verifyAuditChain, type AuditVerification } from './audit-log.ts'
 
 export type AuditEntry = typeof auditLog.$inferSelect
@@ -14,8 +14,8 @@ const filterSchema = z.object({
   actorId: z.string().max(100).optional().nullable(),
   action: z.string().max(100).optional().nullable(),
   targetId: z.string().max(100).optional().nullable(),
-  since: z.coerce.date().optional().nullable(),
-  until: z.coerce.date().optional().nullable()
+  since: dateInput.optional().nullable(),
+  until: dateInput.optional().nullable()
 }).optional().nullable()
 
 export function createAuditService (deps: Deps) {
@@ -41,6 +41,19 @@ export function createAuditService (deps: Deps) {
     async verify (actor: Actor): Promise<AuditVerification> {
       if (actor.role !== 'ADMIN' && actor.role !== 'AUDITOR') throw new AuthorizationError('only ADMIN and AUDITOR may verify the audit log')
       return verifyAuditChain(database.db)
+    },
+
+    /** Batch load by id (GraphQL node/nodes): in the order of ids, null where absent or not visible to the actor. */
+    async loadMany (actor: Actor, ids: readonly string[]): Promise<Array<AuditEntry | null>> {
+      const rows = await database.readDb.select().from(auditLog).where(inArray(auditLog.id, [...ids]))
+      const byId = new Map(rows.map((r) => [r.id, r]))
+      // As in list: a MANAGER sees its own client's entries, ADMIN and AUDITOR every entry.
+      const visible = (row: AuditEntry): boolean => actor.role === 'ADMIN' || actor.role === 'AUDITOR' ||
+        (actor.role === 'MANAGER' && row.clientId !== null && row.clientId === actor.clientId)
+      return ids.map((id) => {
+        const row = byId.get(id)
+        return row && visible(row) ? row : null
+      })
     }
   }
 }

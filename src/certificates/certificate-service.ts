@@ -4,6 +4,7 @@ import type { Deps } from '../platform/deps.ts'
 import { NotFoundError, SerialModuleError, ValidationError } from '../platform/errors.ts'
 import { parseInput } from '../platform/validation.ts'
 import { deviceIdSchema, type SerialService } from '../serials/serial-service.ts'
+import { capTtlDays } from '../validation/lease-rules.ts'
 import type { LicensePayload } from './verify-license-certificate.ts'
 
 const issueInput = z.object({
@@ -21,14 +22,16 @@ export function createCertificateService (deps: Deps & { serials: SerialService 
   return {
     async issue (input: unknown): Promise<LicenseCertificate> {
       const data = parseInput(issueInput, input)
-      const { result, serial } = await deps.serials.validate({ serialNumber: data.serialNumber, deviceId: data.deviceId })
+      const { result, serial, policy } = await deps.serials.validate({ serialNumber: data.serialNumber, deviceId: data.deviceId })
       if (result.code === 'INVALID_FORMAT') throw new ValidationError('Validation failed', [{ field: 'serialNumber', message: 'Invalid format' }])
       if (result.code === 'NOT_FOUND' || !serial) throw new NotFoundError('serial not found')
       if (!result.valid) throw new SerialModuleError('FORBIDDEN', `certificate refused: serial is ${result.code} for this device`)
       const now = clock().getTime()
-      let exp = now + (data.ttlDays ?? DEFAULT_TTL_DAYS) * 86_400_000
+      // The policy's offlineTtlDays caps how long a device may run without asking again.
+      let exp = now + capTtlDays(data.ttlDays ?? DEFAULT_TTL_DAYS, policy?.offlineTtlDays ?? null) * 86_400_000
       if (serial.expiresAt !== null) exp = Math.min(exp, serial.expiresAt)
-      const payload: LicensePayload = {
+      // ent / pol: entitlements and policy id, so an app can unlock features offline too.
+      const payload: LicensePayload & { ent: string[], pol: string | null } = {
         v: 1,
         kid: signer.keyId,
         alg: signer.algorithm,
@@ -38,7 +41,9 @@ export function createCertificateService (deps: Deps & { serials: SerialService 
         maxDevices: serial.maxUsageCount,
         demo: serial.isDemo,
         iat: Math.floor(now / 1000),
-        exp: Math.floor(exp / 1000)
+        exp: Math.floor(exp / 1000),
+        ent: policy?.entitlements ?? [],
+        pol: policy?.id ?? null
       }
       const encoded = Buffer.from(JSON.stringify(payload)).toString('base64url')
       const signature = signer.sign(Buffer.from(encoded, 'ascii')).toString('base64url')

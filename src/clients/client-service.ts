@@ -105,7 +105,11 @@ export function createClientService (deps: Deps) {
 
     async update (actor: Actor, meta: RequestMeta | undefined, input: unknown): Promise<ClientView> {
       const data = parseInput(updateInput, input)
-      requireAdmin(actor, data.id)
+      // A MANAGER keeps its own client's record current (name, contact email); its quota and status
+      // are the vendor's to set. Another client's record stays NOT_FOUND (requireAdmin's rule).
+      const ownRecord = actor.role === 'MANAGER' && actor.clientId === data.id
+      if (!ownRecord) requireAdmin(actor, data.id)
+      else if (data.quotaPerMinute !== undefined) throw new AuthorizationError('a MANAGER may change its client\'s name and contact email, not its quota')
       const changes: Partial<typeof clients.$inferInsert> = {}
       if (data.name !== undefined) changes.name = data.name
       if (data.contactEmail !== undefined) changes.contactEmailEnc = keyring.encrypt(data.contactEmail)

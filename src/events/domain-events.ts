@@ -6,10 +6,18 @@ export const DOMAIN_EVENTS = [
   'client.created', 'client.updated', 'client.suspended', 'client.reinstated',
   'serial.created', 'serial.updated', 'serial.suspended', 'serial.reinstated', 'serial.revoked',
   'device.activated', 'device.deactivated',
-  'usage.recorded'
+  'usage.recorded',
+  'policy.created', 'policy.updated',
+  'device.culled', 'device.limit_reached', 'serial.expiring', 'serial.expired'
 ] as const
 
 export type DomainEventType = typeof DOMAIN_EVENTS[number]
+
+/** Events about one serial that the serialChanged subscription carries. */
+export const SERIAL_CHANGE_EVENTS: DomainEventType[] = [
+  'serial.created', 'serial.updated', 'serial.suspended', 'serial.reinstated', 'serial.revoked',
+  'serial.expiring', 'serial.expired', 'device.culled', 'device.limit_reached'
+]
 
 export interface DomainEvent {
   type: DomainEventType

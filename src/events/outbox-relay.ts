@@ -45,8 +45,13 @@ export function createOutboxRelay ({ db, bus, log }: { db: Db, bus: IEventBus, l
   let again = false
   let stopped = false
   let kickTimer: NodeJS.Timeout | undefined
+  let stopHealth = () => {}
 
   async function runOnce (): Promise<number> {
+    // While the bus is silent a publish would fail (rolling the batch back) or, worse, succeed in
+    // part: wait for it to be heard again, then send the backlog in order. Subscribers that missed
+    // messages meanwhile re-read them from the database (usageRecorded), so nothing is lost.
+    if (!bus.healthy()) return 0
     return db.transaction(async (tx) => {
       const [lock] = await queryRows<{ locked: boolean }>(tx, sql`select pg_try_advisory_xact_lock(${sql.raw(String(RELAY_LOCK))}) as locked`)
       if (!lock?.locked) return 0
@@ -100,6 +105,7 @@ export function createOutboxRelay ({ db, bus, log }: { db: Db, bus: IEventBus, l
     drain,
     addHook (hook) { hooks.push(hook) },
     start () {
+      stopHealth = bus.onHealthChange((healthy) => { if (healthy && !stopped) void drain() })
       timer = setInterval(() => { void drain() }, POLL_MS)
       timer.unref()
       pruneTimer = setInterval(() => {
@@ -110,6 +116,7 @@ export function createOutboxRelay ({ db, bus, log }: { db: Db, bus: IEventBus, l
     },
     async stop () {
       stopped = true
+      stopHealth()
       if (timer) clearInterval(timer)
       if (kickTimer) clearTimeout(kickTimer)
       if (pruneTimer) clearInterval(pruneTimer)

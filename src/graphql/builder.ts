@@ -15,7 +15,7 @@ export const MAX_PAGE_SIZE = 100
 
 const DateTime = new GraphQLScalarType<Date | null, string>({
   name: 'DateTime',
-  description: 'ISO-8601 date and time in UTC',
+  description: 'ISO-8601 date and time in UTC, e.g. 2026-11-30T18:00:00.000Z',
   serialize: (value) => {
     const date = value instanceof Date ? value : new Date(value as string)
     if (Number.isNaN(date.getTime())) throw new GraphQLError('DateTime cannot represent an invalid date')
@@ -35,7 +35,7 @@ const DateTime = new GraphQLScalarType<Date | null, string>({
 
 const JSONScalar = new GraphQLScalarType<unknown, unknown>({
   name: 'JSON',
-  description: 'Any JSON value',
+  description: 'Any JSON value (objects as literals or, better, as variables)',
   serialize: (value) => value,
   parseValue: (value) => value,
   parseLiteral: function parse (ast): unknown {
@@ -49,6 +49,31 @@ const JSONScalar = new GraphQLScalarType<unknown, unknown>({
     }
   }
 })
+
+/**
+ * Sequence numbers (usage events, audit log) are PostgreSQL bigserials. They go out as JSON numbers,
+ * the same as in REST, and are exact while below 2^53: at a million events a second that lasts
+ * 285 years, and a larger value is refused loudly rather than rounded.
+ */
+const SeqScalar = new GraphQLScalarType<number, number>({
+  name: 'Seq',
+  description: 'Position in an append-only sequence (usage events, audit log): a non-negative integer sent as a JSON number, ' +
+    'exact up to 2^53 − 1 (9,007,199,254,740,991), the same value and type as `seq` in REST answers. ' +
+    'As input, a JSON number or a string of decimal digits is accepted.',
+  serialize: (value) => {
+    const n = typeof value === 'string' ? Number(value) : value
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new GraphQLError('Seq cannot represent a value outside 0 … 2^53 − 1')
+    return n
+  },
+  parseValue: (value) => parseSeq(value),
+  parseLiteral: (ast) => parseSeq(ast.kind === Kind.INT || ast.kind === Kind.STRING ? (ast.kind === Kind.INT ? Number(ast.value) : ast.value) : undefined)
+})
+
+function parseSeq (value: unknown): number {
+  const n = typeof value === 'string' && /^\d{1,16}$/.test(value) ? Number(value) : value
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new GraphQLError('Seq must be an integer between 0 and 2^53 − 1')
+  return n
+}
 
 export interface AuthScopes {
   /** Any valid API key or token. */
@@ -70,6 +95,7 @@ export const builder = new SchemaBuilder<{
   Scalars: {
     DateTime: { Input: Date, Output: Date | string }
     JSON: { Input: unknown, Output: unknown }
+    Seq: { Input: number, Output: number | string }
     ID: { Input: string, Output: string }
   }
   DefaultFieldNullability: false
@@ -104,16 +130,28 @@ export const builder = new SchemaBuilder<{
         ? `Query depth ${result.depth} exceeds the limit of ${result.maxDepth}`
         : `Query breadth ${result.breadth} exceeds the limit of ${result.maxBreadth}`)
   },
+  // Node, node and nodes are ours (src/graphql/node.ts): ids stay the plain prefixed ids, no
+  // base64 global ids. Connections are built by src/graphql/connection.ts (first/after only).
   relay: {
     clientMutationId: 'omit',
     cursorType: 'String',
     nodeQueryOptions: false,
-    nodesQueryOptions: false
+    nodesQueryOptions: false,
+    pageInfoTypeOptions: { description: 'Where a page sits in its list (Relay cursor connections)' },
+    hasNextPageFieldOptions: { description: 'True when more items follow this page: ask again with after: endCursor' },
+    hasPreviousPageFieldOptions: { description: 'Always false: lists page forward only (first/after)' },
+    startCursorFieldOptions: { description: 'Cursor of the first item of the page; null on an empty page' },
+    endCursorFieldOptions: { description: 'Cursor of the last item of the page; pass it as after to get the next page' },
+    cursorFieldOptions: { description: 'Opaque position of this item; pass it as after to continue behind it' },
+    nodeFieldOptions: { description: 'The item' },
+    edgesFieldOptions: { description: 'The items of this page, each with its cursor' },
+    pageInfoFieldOptions: { description: 'Whether more items follow, and the cursors to get them' }
   }
 })
 
 builder.addScalarType('DateTime', DateTime)
 builder.addScalarType('JSON', JSONScalar)
-builder.queryType({})
-builder.mutationType({})
-builder.subscriptionType({})
+builder.addScalarType('Seq', SeqScalar)
+builder.queryType({ description: 'Reads. Most need an API key or token; publicKey is public' })
+builder.mutationType({ description: 'Changes, each taking one input argument. validateSerial, recordUsage, releaseDevice and issueLicenseCertificate are public: the serial number is the credential' })
+builder.subscriptionType({ description: 'Live events over WebSocket (graphql-transport-ws), authenticated in connection_init' })

@@ -1,90 +1,84 @@
-// Mercurius over the Pothos schema: per-request context, one error formatter, subscriptions on
-// the shared event bus, and GraphQL validation also for subscriptions.
+// Mercurius over the Pothos schema as the execution pipeline (parse and validation caches, jit,
+// hooks, one error formatter); the transports are ours: GraphQL over HTTP (http-transport.ts) and
+// graphql-transport-ws (ws-server.ts), both on /graphql.
 import fp from 'fastify-plugin'
 import mercurius from 'mercurius'
-import { GraphQLError, Kind, NoSchemaIntrospectionCustomRule, specifiedRules, validate, type ExecutionResult } from 'graphql'
-import { ANONYMOUS, bearerToken, type Actor } from '../platform/auth.ts'
-import { toContractError, type SerialModuleError } from '../platform/errors.ts'
+import { GraphQLError, NoSchemaIntrospectionCustomRule, getOperationAST, type ExecutionResult, type ValidationRule } from 'graphql'
 import { createLoaders, type GraphQLContext } from './context.ts'
+import {
+  checkDocumentWork, DepthLimitRule, metricOperationName, PARSE_OPTIONS, QUERY_DEPTH, selectOperation, type Variables
+} from './document-limits.ts'
+import { formatErrors, type FormatOptions } from './graphql-errors.ts'
+import { registerHttpTransport, transportError } from './http-transport.ts'
 import { schema } from './schema.ts'
+import { createWsHandler, handleProtocols } from './ws-server.ts'
 
-const { ErrorWithProps } = mercurius
-export const QUERY_DEPTH = 10
+export { QUERY_DEPTH }
 
 declare module 'fastify' {
   interface FastifyInstance { graphqlSchema: typeof schema }
 }
 
+/** Root fields of the schema: the values the operation_name metric label may take. */
+const ROOT_FIELDS: ReadonlySet<string> = new Set([schema.getQueryType(), schema.getMutationType(), schema.getSubscriptionType()]
+  .flatMap((type) => type ? Object.keys(type.getFields()) : []))
+
 export default fp(async (app) => {
-  const { config, services, bus } = app.deps
-  const validationRules = config.introspection ? [] : [NoSchemaIntrospectionCustomRule]
+  const { config, services } = app.deps
+  const validationRules: ValidationRule[] = config.introspection ? [DepthLimitRule] : [DepthLimitRule, NoSchemaIntrospectionCustomRule]
+  const format: FormatOptions = { log: app.log, hideSuggestions: !config.introspection }
 
   app.decorate('graphqlSchema', schema)
 
   await app.register(mercurius, {
     schema,
     path: '/graphql',
-    graphiql: config.graphiql,
+    graphiql: false, // served from the service's own assets: src/graphql/graphiql-routes.ts
+    // Transports are registered below; mercurius is the execution pipeline only.
+    routes: false,
     jit: 1,
-    queryDepth: QUERY_DEPTH,
+    graphql: { parseOptions: PARSE_OPTIONS },
     validationRules,
-    context: (request, reply) => ({
+    context: (request) => ({
       actor: request.actor,
       meta: { ip: request.ip, requestId: request.id },
       services,
       loaders: createLoaders(services, request.actor),
       issueToken: app.issueToken,
-      request,
-      reply
+      request
     }),
-    subscription: {
-      emitter: bus.emitter,
-      // Authentication happens in connection_init ({ authorization: "Bearer …" }); without a
-      // valid credential the connection is refused and closed.
-      onConnect: async (data: { payload?: Record<string, unknown> }) => {
-        const payload = data.payload ?? {}
-        const headers = Object.fromEntries(Object.entries((payload.headers as Record<string, unknown>) ?? payload)
-          .map(([k, v]) => [k.toLowerCase(), typeof v === 'string' ? v : undefined]))
-        const token = bearerToken(headers)
-        const actor: Actor | null = token ? await app.authenticate(token) : null
-        if (!actor) return false
-        return { actor, meta: { ip: 'ws', requestId: 'ws' }, services, loaders: createLoaders(services, actor), issueToken: app.issueToken }
-      },
-      context: () => ({ actor: ANONYMOUS, services })
-    },
-    errorFormatter: (execution: ExecutionResult & { errors: readonly GraphQLError[], statusCode?: number }, ctx: unknown) => {
-      const context = ctx as Partial<GraphQLContext> & { app?: typeof app }
-      let status = 200
-      const errors = execution.errors.flatMap((error) => {
-        const original = error.originalError as (Error & { errors?: GraphQLError[] }) | undefined
-        // Mercurius wraps GraphQL validation failures: one error holding a list of them.
-        if (original && !('toBody' in original) && Array.isArray(original.errors)) return original.errors.map((e) => ({ error: e, contract: toContractError(e) }))
-        return [{ error, contract: original ? toContractError(original) : toContractError(error) }]
-      }).map(({ error, contract }: { error: GraphQLError, contract: SerialModuleError }) => {
-        if (contract.code === 'INTERNAL') {
-          (context.reply?.log ?? app.log).error({ err: error.originalError ?? error, path: error.path }, 'GraphQL resolver failed')
-        }
-        if (!execution.data) status = Math.max(status, contract.statusCode)
-        return {
-          message: contract.code === 'INTERNAL' ? 'Internal server error' : contract.message,
-          ...(error.locations ? { locations: error.locations } : {}),
-          ...(error.path ? { path: error.path } : {}),
-          extensions: { ...contract.toBody() }
-        }
-      })
-      if (execution.data) status = 200
-      else if (execution.statusCode) status = execution.statusCode
-      return { statusCode: status, response: { data: execution.data ?? null, errors } }
+    errorFormatter: (execution: ExecutionResult & { errors: readonly GraphQLError[] }, ctx: unknown) => {
+      const context = ctx as Partial<GraphQLContext>
+      const { errors } = formatErrors(execution.errors, { ...format, log: context.request?.log ?? app.log })
+      return { statusCode: 200, response: { data: execution.data ?? null, errors } }
     }
   })
 
-  // graphql_operation_duration_seconds: timed from execution start to resolution.
+  type HookContext = { transport?: 'http' | 'ws', method?: string, operationName?: string }
+
+  // Transport rules, then the work bound, before any rate limit counts the document.
+  app.graphql.addHook('preExecution', async (_schema, document, ctx, variables) => {
+    const context = ctx as unknown as HookContext
+    const operation = getOperationAST(document, context.operationName)
+    if (!operation) throw transportError(400, 'Unable to identify the operation: send operationName')
+    if (context.transport === 'http' && operation.operation !== 'query' && (context.method === 'GET' || context.method === 'HEAD')) {
+      throw transportError(405, `A ${operation.operation} cannot run over GET; use POST`)
+    }
+    if (context.transport === 'http' && operation.operation === 'subscription') {
+      throw transportError(400, 'Subscriptions run over WebSocket (graphql-transport-ws) on /graphql')
+    }
+    checkDocumentWork(document, operation, variables as Variables)
+  })
+
+  // graphql_operation_duration_seconds: timed from execution start to resolution. The
+  // operation_name label is bounded (see metricOperationName).
   const timing = Symbol('graphql timing')
-  app.graphql.addHook('preExecution', async (_schema, document, context) => {
-    const operation = document.definitions.find((d) => d.kind === Kind.OPERATION_DEFINITION)
+  app.graphql.addHook('preExecution', async (_schema, document, context, variables) => {
+    const operationName = (context as unknown as HookContext).operationName
+    const operation = selectOperation(document, operationName)
     ;(context as unknown as Record<symbol, unknown>)[timing] = {
       start: process.hrtime.bigint(),
-      labels: { operation_type: operation?.operation ?? 'unknown', operation_name: operation?.name?.value ?? 'anonymous' }
+      labels: { operation_type: operation?.operation ?? 'unknown', operation_name: metricOperationName(document, operation, variables as Variables, ROOT_FIELDS) }
     }
   })
   app.graphql.addHook('onResolution', async (_execution, context) => {
@@ -92,10 +86,7 @@ export default fp(async (app) => {
     if (timed) app.deps.metrics.graphqlDuration.observe(timed.labels, Number(process.hrtime.bigint() - timed.start) / 1e9)
   })
 
-  // Mercurius runs only queryDepth on subscriptions: run full validation (and the introspection
-  // rule) before a subscription starts, so a bad one fails at once instead of on every event.
-  app.graphql.addHook('preSubscriptionExecution', async (_schema, document) => {
-    const errors = validate(schema, document, [...specifiedRules, ...validationRules])
-    if (errors.length > 0) throw new ErrorWithProps(errors[0]!.message, { code: 'VALIDATION_ERROR', statusCode: 400 }, 400)
-  })
+  // graphql-transport-ws picks its subprotocol; anything else is refused by the protocol (4406).
+  app.websocketServer.options.handleProtocols = handleProtocols
+  registerHttpTransport(app, { format, wsHandler: createWsHandler(app, { validationRules, format }) })
 }, { name: 'graphql', dependencies: ['deps', 'auth'] })

@@ -9,9 +9,16 @@ export interface Actor {
   role: Role | null
   /** The one client a MANAGER sees; null = all clients (ADMIN, AUDITOR) or anonymous. */
   clientId: string | null
+  /**
+   * The API key the credential stems from: the key itself, or the key a JWT was issued from.
+   * null = the env ADMIN_API_KEY, an internal actor, or anonymous.
+   */
+  keyId: string | null
+  /** When the credential stops being valid, in epoch milliseconds (JWT `exp`, the key's expiresAt); null = no expiry. */
+  expiresAt: number | null
 }
 
-export const ANONYMOUS: Actor = Object.freeze({ kind: 'anonymous', id: 'anonymous', role: null, clientId: null })
+export const ANONYMOUS: Actor = Object.freeze({ kind: 'anonymous', id: 'anonymous', role: null, clientId: null, keyId: null, expiresAt: null })
 
 /** Request facts the audit log and rate limits need, carried next to the actor. */
 export interface RequestMeta { ip: string, requestId: string }

@@ -1,5 +1,11 @@
 // Two-level cache for the validation hot path: L1 in-process LRU, L2 Redis when configured.
 // Invalidation is published on the event bus so every instance drops its L1 copy.
+//
+// An instance that cannot hear invalidations (bus silent: Redis down or unreachable) must not
+// answer from memory for long: while the bus is silent an L1 entry older than DEGRADED_TTL_MS is
+// a miss (the caller reads PostgreSQL), L2 is not read (a peer's delete may have failed), and
+// when the bus is heard again L1 is emptied, since invalidations may have been missed meanwhile.
+// Invalidations this instance could not send are sent again then.
 import { LRUCache } from 'lru-cache'
 import type { Redis } from 'ioredis'
 import type { IEventBus } from './event-bus.ts'
@@ -35,8 +41,14 @@ export interface CacheOptions {
 
 const noStats: CacheStats = { hit () {}, miss () {} }
 
+/** Longest an L1 entry is served while the bus is silent, in ms. */
+export const DEGRADED_TTL_MS = 2000
+
 export async function createCache ({ redis: redisConfig, bus, stats = noStats, maxEntries = 200_000, l1TtlMs = 30_000 }: CacheOptions): Promise<ICache> {
-  const l1 = new LRUCache<string, { v: unknown }>({ max: maxEntries, ttl: l1TtlMs, ttlAutopurge: false })
+  // `at`: when the entry was stored (performance.now() ms), for the outage bound.
+  const l1 = new LRUCache<string, { v: unknown, at: number }>({ max: maxEntries, ttl: l1TtlMs, ttlAutopurge: false })
+  /** Keys whose invalidation could not be sent (Redis down): deleted and published again on recovery. */
+  const unsent = new Set<string>()
   // No offline queue: while Redis is down a lookup fails at once and the caller reads PostgreSQL.
   const redis = redisConfig ? createRedis(redisConfig.url, { enableOfflineQueue: false }) : undefined
   const ns = (key: string) => `${redisConfig?.prefix ?? ''}:${key}`
@@ -49,25 +61,51 @@ export async function createCache ({ redis: redisConfig, bus, stats = noStats, m
   await Promise.race([subscribed, new Promise((resolve) => { timer = setTimeout(resolve, 2000) })])
   clearTimeout(timer)
 
+  /** The L1 entry if it may still be served: always while the bus is healthy, briefly otherwise. */
+  const local = (key: string): { v: unknown } | undefined => {
+    const entry = l1.get(key)
+    if (entry && !bus.healthy() && performance.now() - entry.at > DEGRADED_TTL_MS) {
+      l1.delete(key)
+      return undefined
+    }
+    return entry
+  }
+
+  async function sendInvalidation (keys: string[]): Promise<void> {
+    let sent = true
+    if (redis) {
+      try { await redis.del(...keys.map(ns)) } catch { sent = false }
+    }
+    try { await bus.publish(INVALIDATE_TOPIC, { keys }) } catch { sent = false }
+    if (sent) for (const key of keys) unsent.delete(key)
+    else for (const key of keys) unsent.add(key)
+  }
+
+  const stopHealth = bus.onHealthChange((healthy) => {
+    if (!healthy) return
+    l1.clear()
+    if (unsent.size > 0) void sendInvalidation([...unsent])
+  })
+
   return {
     kind: redis ? 'redis' : 'memory',
     redis,
     getLocal<T> (key: string) {
-      const entry = l1.get(key)
+      const entry = local(key)
       if (entry) { stats.hit('l1'); return entry.v as T }
       return undefined
     },
     async get<T> (key: string) {
-      const entry = l1.get(key)
+      const entry = local(key)
       if (entry) { stats.hit('l1'); return entry.v as T }
       stats.miss('l1')
-      if (!redis) return undefined
+      if (!redis || !bus.healthy()) return undefined
       try {
         const raw = await redis.get(ns(key))
         if (raw === null) { stats.miss('l2'); return undefined }
         stats.hit('l2')
         const value = JSON.parse(raw) as T
-        l1.set(key, { v: value })
+        l1.set(key, { v: value, at: performance.now() })
         return value
       } catch {
         // Redis down: behave as a miss; the caller reads PostgreSQL.
@@ -76,22 +114,20 @@ export async function createCache ({ redis: redisConfig, bus, stats = noStats, m
       }
     },
     async set (key, value, ttlSeconds) {
-      l1.set(key, { v: value })
+      l1.set(key, { v: value, at: performance.now() })
       if (!redis) return
       try { await redis.set(ns(key), JSON.stringify(value), 'EX', ttlSeconds) } catch { /* degraded: L1 only */ }
     },
     async invalidate (keys) {
       if (keys.length === 0) return
       for (const key of keys) l1.delete(key)
-      if (redis) {
-        try { await redis.del(...keys.map(ns)) } catch { /* the short L2 TTL bounds staleness */ }
-      }
-      // A change that committed must not fail because Redis is down: other instances then
-      // drop their copy when the L1 TTL (30 s) runs out.
-      try { await bus.publish(INVALIDATE_TOPIC, { keys }) } catch { /* degraded */ }
+      // A change that committed must not fail because Redis is down: peers that cannot hear us
+      // serve L1 for at most DEGRADED_TTL_MS and empty it on recovery, when we send this again.
+      await sendInvalidation(keys)
     },
     ping: () => redis ? pingRedis(redis) : Promise.resolve(0),
     async close () {
+      stopHealth()
       await unsubscribe().catch(() => {})
       if (redis) redis.disconnect()
     }

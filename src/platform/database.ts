@@ -1,7 +1,8 @@
 // One interface over two drivers: postgres.js (pooled, production) and PGlite (embedded, quick start).
 // The same Drizzle schema, migrations and queries run on both.
 import { existsSync } from 'node:fs'
-import { mkdir } from 'node:fs/promises'
+import { mkdir, open, readFile, unlink } from 'node:fs/promises'
+import { hostname } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { sql, type SQL } from 'drizzle-orm'
 import type { PgAsyncDatabase, PgAsyncTransaction } from 'drizzle-orm/pg-core'
@@ -151,6 +152,55 @@ async function createPostgres (config: Extract<Config['database'], { kind: 'post
   }
 }
 
+/**
+ * The embedded database is held by another live process. PGlite is single-process: a second
+ * process on the same directory would see a stale copy and overwrite the first one's writes.
+ */
+export class DatabaseLockedError extends Error {
+  constructor (readonly lockFile: string, readonly pid: number) {
+    super(`the embedded database ${lockFile.replace(/\.lock$/, '')} is in use by another process (pid ${pid})`)
+    this.name = 'DatabaseLockedError'
+  }
+}
+
+/** True while a process with this id exists (EPERM: it exists but belongs to another user). */
+function alive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/**
+ * Takes `<dir>.lock` (created exclusively, holding this pid) or throws DatabaseLockedError. A lock
+ * whose pid is gone, or that names another host (a copied DATA_DIR), is stale and taken over.
+ * Returns the release function, which removes the file only while it still names this process.
+ */
+export async function lockDataDir (dir: string): Promise<() => Promise<void>> {
+  const file = `${dir}.lock`
+  const mine = JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString() })
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const handle = await open(file, 'wx', 0o600)
+      try { await handle.writeFile(`${mine}\n`) } finally { await handle.close() }
+      break
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 2) throw error
+    }
+    let holder: { pid?: unknown, host?: unknown } = {}
+    try { holder = JSON.parse(await readFile(file, 'utf8')) as typeof holder } catch { /* half-written or garbage: stale */ }
+    const pid = typeof holder.pid === 'number' ? holder.pid : undefined
+    if (pid !== undefined && holder.host === hostname() && alive(pid)) throw new DatabaseLockedError(file, pid)
+    await unlink(file).catch((error: NodeJS.ErrnoException) => { if (error.code !== 'ENOENT') throw error })
+  }
+  return async () => {
+    const held = await readFile(file, 'utf8').catch(() => '')
+    if (held.trim() === mine) await unlink(file).catch(() => {})
+  }
+}
+
 /** PGlite with a span per statement inside a traced request (transactions included). */
 function tracePglite<T extends object> (pglite: T): T {
   return new Proxy(pglite, {
@@ -174,8 +224,19 @@ function tracePglite<T extends object> (pglite: T): T {
 async function createPglite (config: Extract<Config['database'], { kind: 'pglite' }>): Promise<IDatabase> {
   const { PGlite } = await import('@electric-sql/pglite')
   const { drizzle } = await import('drizzle-orm/pglite')
-  if (config.dataDir) await mkdir(config.dataDir, { recursive: true })
-  const client = config.dataDir ? new PGlite(config.dataDir) : new PGlite()
+  let unlock = async () => {}
+  if (config.dataDir) {
+    await mkdir(config.dataDir, { recursive: true })
+    unlock = await lockDataDir(config.dataDir)
+  }
+  let client: InstanceType<typeof PGlite>
+  try {
+    client = config.dataDir ? new PGlite(config.dataDir) : new PGlite()
+    await client.waitReady
+  } catch (error) {
+    await unlock()
+    throw error
+  }
   const { stats, logger } = queryCounter()
   const db = drizzle({ client: tracingEnabled() ? tracePglite(client) : client, relations, logger }) as unknown as Db
   let closed: Promise<void> | undefined
@@ -193,7 +254,7 @@ async function createPglite (config: Extract<Config['database'], { kind: 'pglite
     ping: (timeoutMs = 1500) => timedPing(db, timeoutMs, 'PGlite'),
     // Closing matters: PGlite's WASM timer otherwise keeps the process alive for ~10 s.
     close: () => {
-      closed ??= client.closed ? Promise.resolve() : client.close()
+      closed ??= (client.closed ? Promise.resolve() : client.close()).finally(unlock)
       return closed
     }
   }

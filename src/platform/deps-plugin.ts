@@ -62,6 +62,7 @@ export default fp<DepsOptions>(async (app, { config, background = true }) => {
 
   const timers: NodeJS.Timeout[] = []
   let stopGauges = () => {}
+  let stopScheduler = async () => {}
   if (background) {
     relay.start()
     recorder.start()
@@ -74,11 +75,13 @@ export default fp<DepsOptions>(async (app, { config, background = true }) => {
     every(30_000, () => services.apiKeys.flushLastUsed())
     every(1000, async () => { while (await services.webhooks.deliverDue() === 20); })
     every(3_600_000, () => pruneIdempotencyKeys(database.db, new Date()))
+    stopScheduler = services.scheduler.start()
   }
 
   app.addHook('onClose', async () => {
     for (const t of timers) clearInterval(t)
     stopGauges()
+    await stopScheduler()
     await relay.stop()
     await recorder.stop()
     await services.apiKeys.flushLastUsed().catch(() => {})

@@ -1,6 +1,8 @@
 // One error handler for every route: the contract's error body, never a stack or SQL text.
+import type { Socket } from 'node:net'
+import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { NotFoundError, RateLimitError, toContractError } from './errors.ts'
+import { NotFoundError, RateLimitError, ValidationError, toContractError } from './errors.ts'
 
 export default fp(async (app) => {
   app.setErrorHandler((error, request, reply) => {
@@ -16,3 +18,32 @@ export default fp(async (app) => {
     void reply.status(404).send(error.toBody())
   })
 }, { name: 'errors' })
+
+/** Errors Node's HTTP parser raises before a request reaches Fastify, by their code. */
+const CLIENT_ERRORS: Record<string, { status: number, reason: string, message: string }> = {
+  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, reason: 'Request Timeout', message: 'The request was not received in time' },
+  HPE_HEADER_OVERFLOW: { status: 431, reason: 'Request Header Fields Too Large', message: 'Request headers are larger than allowed' },
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: { status: 413, reason: 'Content Too Large', message: 'Chunk extensions are larger than allowed' }
+}
+
+/**
+ * Fastify's clientErrorHandler: the socket-level failures (headers or body too slow, headers too
+ * large, malformed HTTP) answered in the contract's error format instead of Node's plain text,
+ * then the connection is closed (its framing can no longer be trusted).
+ */
+export function clientErrorHandler (this: FastifyInstance, error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return
+  const known = error.code ? CLIENT_ERRORS[error.code] : undefined
+  const { status, reason, message } = known ?? { status: 400, reason: 'Bad Request', message: 'Malformed HTTP request' }
+  this.log.debug({ code: error.code }, 'client error')
+  // A response already under way on this socket cannot be replaced; only closing is left.
+  const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage
+  if (socket.writable && !inFlight?.headersSent) {
+    const body = JSON.stringify({ ...new ValidationError(message).toBody(), statusCode: status })
+    // end(), not destroy(): the answer is flushed before the socket closes.
+    socket.once('finish', () => socket.destroy())
+    socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+    return
+  }
+  socket.destroy(error)
+}

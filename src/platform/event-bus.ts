@@ -1,5 +1,6 @@
 // Event bus: in-process mqemitter, or mqemitter-redis so every instance sees every event.
 // The same emitter carries GraphQL subscriptions (mercurius) and cache invalidations.
+import { randomBytes } from 'node:crypto'
 import mqemitter, { type MQEmitter } from 'mqemitter'
 import mqemitterRedis from 'mqemitter-redis'
 
@@ -8,9 +9,31 @@ import { createRedis, pingRedis } from './redis.ts'
 
 export type BusHandler = (payload: unknown) => void | Promise<void>
 
+/**
+ * A topic that stays on this instance (never sent to Redis): `{ busHealthy: false }` when the bus
+ * goes silent, `{ busHealthy: true }` when it is heard again. Lets a subscription stream (which
+ * only sees ctx.pubsub) stop trusting live delivery and re-read what it may have missed.
+ */
+export const BUS_STATE_TOPIC = '_bus/state'
+export interface BusState { busHealthy: boolean }
+export function isBusState (message: unknown): message is BusState {
+  return typeof (message as BusState | null)?.busHealthy === 'boolean'
+}
+
 export interface IEventBus {
   readonly kind: 'redis' | 'memory'
   readonly emitter: MQEmitter
+  /**
+   * Whether this instance hears what is published right now. Redis: the subscriber connection is
+   * up and this instance's own heartbeat came back through it within SILENT_AFTER_MS. Always true
+   * in-process. While false, messages (cache invalidations, revocations, events) may be missed.
+   */
+  healthy (): boolean
+  /**
+   * Called with false when the bus goes silent and with true once it is heard again. After a
+   * `true`, anything published while silent may have been missed: drop or re-read derived state.
+   */
+  onHealthChange (listener: (healthy: boolean) => void): () => void
   publish (topic: string, payload: unknown): Promise<void>
   /** Resolves once the subscription is live (for Redis: after SUBSCRIBE is acknowledged). */
   subscribe (topic: string, handler: BusHandler): Promise<() => Promise<void>>
@@ -18,11 +41,26 @@ export interface IEventBus {
   close (): Promise<void>
 }
 
-function wrap (kind: 'redis' | 'memory', emitter: MQEmitter, ping: () => Promise<number>, disconnect = () => {}): IEventBus {
+/** Heartbeat period while Redis is configured, in ms. */
+export const HEARTBEAT_MS = 250
+/** The bus counts as silent when no own heartbeat came back for this long, in ms. */
+export const SILENT_AFTER_MS = 1500
+
+interface Health {
+  healthy (): boolean
+  onHealthChange (listener: (healthy: boolean) => void): () => void
+  stop (): void
+}
+
+const alwaysHealthy: Health = { healthy: () => true, onHealthChange: () => () => {}, stop () {} }
+
+function wrap (kind: 'redis' | 'memory', emitter: MQEmitter, ping: () => Promise<number>, health: Health, disconnect = () => {}): IEventBus {
   let closed = false
   return {
     kind,
     emitter,
+    healthy: health.healthy,
+    onHealthChange: health.onHealthChange,
     publish: (topic, payload) => new Promise((resolve, reject) => {
       emitter.emit({ topic, payload }, (error) => error ? reject(error) : resolve())
     }),
@@ -39,6 +77,7 @@ function wrap (kind: 'redis' | 'memory', emitter: MQEmitter, ping: () => Promise
     close: async () => {
       if (closed) return
       closed = true
+      health.stop()
       // A graceful QUIT never completes while Redis is down: give it a second, then cut.
       let timer: NodeJS.Timeout | undefined
       await Promise.race([
@@ -53,7 +92,7 @@ function wrap (kind: 'redis' | 'memory', emitter: MQEmitter, ping: () => Promise
 
 export function createEventBus (redis: { url: string, prefix: string } | undefined): IEventBus {
   if (!redis) {
-    return wrap('memory', mqemitter({ concurrency: 0 }), async () => 0)
+    return wrap('memory', mqemitter({ concurrency: 0 }), async () => 0, alwaysHealthy)
   }
   const pubConn: Redis = createRedis(redis.url, { enableOfflineQueue: true })
   // No ready check on the subscriber: its INFO would race the first SUBSCRIBE and throw.
@@ -64,5 +103,72 @@ export function createEventBus (redis: { url: string, prefix: string } | undefin
   // mqemitter-redis re-emits connection errors on `state`; unheard, an EventEmitter 'error'
   // would crash the process while Redis is down. The readiness check reports the outage instead.
   ;(emitter as unknown as { state: { on (event: 'error', fn: () => void): void } }).state.on('error', () => {})
-  return wrap('redis', emitter, () => pingRedis(pubConn), () => { pubConn.disconnect(); subConn.disconnect() })
+  const health = watchHealth(emitter, subConn)
+  // BUS_STATE_TOPIC is served by a local emitter. mqemitter-redis calls its own saved `_on`
+  // internally, so overriding the instance's public methods does not recurse.
+  const local = mqemitter({ concurrency: 0 })
+  const redisOn = emitter.on.bind(emitter)
+  const redisRemove = emitter.removeListener.bind(emitter)
+  emitter.on = ((topic, notify, done) => {
+    if (topic !== BUS_STATE_TOPIC) return redisOn(topic, notify, done)
+    local.on(topic, notify, done)
+    return emitter
+  }) as MQEmitter['on']
+  emitter.removeListener = ((topic, notify, done) => {
+    if (topic !== BUS_STATE_TOPIC) return redisRemove(topic, notify, done)
+    local.removeListener(topic, notify, done)
+    return emitter
+  }) as MQEmitter['removeListener']
+  health.onHealthChange((busHealthy) => { local.emit({ topic: BUS_STATE_TOPIC, payload: { busHealthy } satisfies BusState }) })
+  return wrap('redis', emitter, () => pingRedis(pubConn), health, () => { pubConn.disconnect(); subConn.disconnect() })
+}
+
+/**
+ * Liveness of the whole path publisher → Redis → subscriber, not of a socket: every HEARTBEAT_MS
+ * the instance publishes to a topic only it subscribes to. Healthy means that message came back
+ * recently. A closed subscriber connection (Redis stopped) makes the bus silent at once; a silent
+ * network (no FIN) is noticed after SILENT_AFTER_MS. The first heartbeat heard after an outage
+ * proves the re-issued SUBSCRIBEs are active, which is when listeners may resynchronise.
+ */
+function watchHealth (emitter: MQEmitter, subConn: Redis): Health {
+  const topic = `_bus/heartbeat/${randomBytes(8).toString('hex')}`
+  const listeners = new Set<(healthy: boolean) => void>()
+  let healthy = false
+  let lastBeat = 0
+  let stopped = false
+  const set = (value: boolean) => {
+    if (value === healthy || stopped) return
+    healthy = value
+    for (const listener of [...listeners]) {
+      try { listener(value) } catch { /* one listener's failure must not stop the others */ }
+    }
+  }
+  emitter.on(topic, (_message, done) => {
+    lastBeat = Date.now()
+    if (subConn.status === 'ready') set(true)
+    done()
+  })
+  const silent = () => set(false)
+  subConn.on('close', silent)
+  subConn.on('end', silent)
+  const timer = setInterval(() => {
+    if (healthy && (subConn.status !== 'ready' || Date.now() - lastBeat > SILENT_AFTER_MS)) set(false)
+    emitter.emit({ topic, payload: null }, () => { /* a failed heartbeat is what silence looks like */ })
+  }, HEARTBEAT_MS)
+  timer.unref()
+  // The first beat at once, so a fresh instance is healthy within one round trip.
+  emitter.emit({ topic, payload: null }, () => {})
+  return {
+    healthy: () => healthy,
+    onHealthChange (listener) {
+      listeners.add(listener)
+      return () => { listeners.delete(listener) }
+    },
+    stop () {
+      stopped = true
+      clearInterval(timer)
+      subConn.off('close', silent)
+      subConn.off('end', silent)
+    }
+  }
 }

@@ -5,8 +5,9 @@ import { idempotencyKeys } from '../../schema/index.ts'
 import { sha256Hex } from './crypto.ts'
 import type { Executor } from './database.ts'
 import type { Deps } from './deps.ts'
-import { ConflictError } from './errors.ts'
+import { ConflictError, ValidationError } from './errors.ts'
 import { canonicalJson } from './signing.ts'
+import { idempotencyKeyInput } from './validation.ts'
 
 /** How long a key is remembered, in ms. */
 export const IDEMPOTENCY_TTL_MS = 24 * 3600_000
@@ -21,6 +22,10 @@ export async function withIdempotency<T> (
   run: (tx: Executor) => Promise<T>,
   codec: IdempotencyCodec<T> = { encode: (v) => v, decode: (v) => v as T }
 ): Promise<T> {
+  // Every caller (REST header, GraphQL input field, CLI) passes through here: bound the key before it
+  // reaches the unique index, whose rows PostgreSQL caps at about 2.7 KB.
+  const checked = idempotencyKeyInput.safeParse(key)
+  if (!checked.success) throw new ValidationError('Validation failed', [{ field: 'idempotencyKey', message: checked.error.issues[0]?.message ?? 'is invalid' }])
   const requestHash = sha256Hex(canonicalJson(request))
   const result = await deps.database.db.transaction(async (tx) => {
     const inserted = await tx.insert(idempotencyKeys).values({ scope, key, requestHash }).onConflictDoNothing().returning({ key: idempotencyKeys.key })

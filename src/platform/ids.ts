@@ -2,7 +2,7 @@
 // base32, so ordering by id is creation order and keyset pagination needs no second column.
 import { randomInto } from './random.ts'
 
-export type IdPrefix = 'cli' | 'ser' | 'dev' | 'use' | 'key' | 'aud' | 'whk' | 'whd' | 'bat'
+export type IdPrefix = 'cli' | 'ser' | 'dev' | 'use' | 'key' | 'aud' | 'whk' | 'whd' | 'bat' | 'pol'
 
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
 

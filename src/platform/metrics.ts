@@ -18,6 +18,12 @@ export interface Metrics {
 export function createMetrics (): Metrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
+  // prom-client names three gauges `nodejs_active_{handles,requests,resources}_total`; `_total` is
+  // reserved for counters (promtool check metrics refuses them). The same numbers stay available
+  // by type in `nodejs_active_handles` etc.: `sum(nodejs_active_handles)` is the old total.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    registry.removeSingleMetric(name)
+  }
   const buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
   return {
     registry,

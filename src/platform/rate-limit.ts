@@ -16,6 +16,7 @@ import { Kind, type DocumentNode, type ExecutionResult, type GraphQLError, type 
 import { eq } from 'drizzle-orm'
 import { clients } from '../../schema/index.ts'
 import { RateLimitError } from './errors.ts'
+import { executedRootFields } from '../graphql/document-limits.ts'
 
 /** NOT_FOUND answers per IP per window before public calls from that IP are refused. */
 export const FAILED_LOOKUP_LIMIT = 20
@@ -24,7 +25,7 @@ export const FAILED_LOOKUP_WINDOW_MS = 60_000
 /** Window of the public-mutation and client-quota counters, in ms. */
 export const WINDOW_MS = 60_000
 /** GraphQL mutations open to anonymous callers: the serial number is the credential. */
-export const PUBLIC_MUTATIONS = new Set(['validateSerial', 'recordUsage', 'releaseDevice', 'issueLicenseCertificate'])
+export const PUBLIC_MUTATIONS = new Set(['validateSerial', 'recordUsage', 'releaseDevice', 'issueLicenseCertificate', 'heartbeat'])
 /** Seconds a client's quotaPerMinute is remembered on an instance. */
 const QUOTA_CACHE_MS = 30_000
 
@@ -276,7 +277,7 @@ export default fp(async (app) => {
   const counter = createWindowCounter(cache.redis, `${config.redis?.prefix ?? 'serials'}:rlx:`)
   app.addHook('onClose', async () => counter.close())
   const quotas = new Map<string, { quota: number | null, until: number }>()
-  const publicPaths = new Set(['validate', 'usage', 'release'].map((p) => `${config.prefix}/serials/${p}`))
+  const publicPaths = new Set(['validate', 'usage', 'release', 'heartbeat'].map((p) => `${config.prefix}/serials/${p}`))
 
   async function quotaOf (clientId: string): Promise<number | null> {
     const cached = quotas.get(clientId)
@@ -292,7 +293,9 @@ export default fp(async (app) => {
     if (failed.count >= FAILED_LOOKUP_LIMIT) throw limited(reply, failed.ttlMs, 'Too many unknown serial numbers from this address; retry later')
   }
 
-  const isPublicRest = (request: FastifyRequest) => request.method === 'POST' && publicPaths.has(request.url.split('?')[0]!)
+  // Keyed on the route that handles the request, never on the URL text: the router decodes
+  // percent-escapes and drops `#…`, so `/serials/%76alidate` reaches the validate handler too.
+  const isPublicRest = (request: FastifyRequest) => request.method === 'POST' && publicPaths.has(request.routeOptions.url ?? '')
 
   // Runs after the auth plugin's onRequest hook, so request.actor is known.
   app.addHook('onRequest', async (request, reply) => {
@@ -320,19 +323,20 @@ export default fp(async (app) => {
     return payload
   })
 
-  type HookContext = { reply?: FastifyReply, request?: FastifyRequest, publicAliases?: Set<string> }
+  type HookContext = { reply?: FastifyReply, request?: FastifyRequest, publicAliases?: Set<string>, operationName?: string }
 
-  app.graphql.addHook('preExecution', async (_schema, document, ctx) => {
+  app.graphql.addHook('preExecution', async (_schema, document, ctx, variables) => {
     const context = ctx as unknown as HookContext
-    const operationName = (context.reply?.request.body as { operationName?: string } | undefined)?.operationName
+    const operationName = context.operationName ?? (context.reply?.request.body as { operationName?: string } | undefined)?.operationName
     const op = operationOf(document, operationName ?? undefined)
     if (op?.operation !== 'mutation') return
-    // Response keys of the public fields, so onResolution can find their answers.
+    // Count what will execute: one per response key after named and inline fragments are
+    // resolved and @skip/@include applied. The response keys let onResolution find the answers.
     const aliases = new Set<string>()
     let publicCalls = 0
-    for (const s of op.selectionSet.selections) {
-      if (s.kind === Kind.FIELD && PUBLIC_MUTATIONS.has(s.name.value)) {
-        aliases.add(s.alias?.value ?? s.name.value)
+    for (const field of executedRootFields(document, op, variables as Record<string, unknown> | undefined)) {
+      if (PUBLIC_MUTATIONS.has(field.name.value)) {
+        aliases.add(field.alias?.value ?? field.name.value)
         publicCalls++
       }
     }

@@ -1,9 +1,67 @@
 // zod at the service boundary: one parse for REST and GraphQL alike, failures in the contract format.
-import type { z } from 'zod'
+// Also the shared bounds every input obeys (dates, idempotency keys, JSON nesting), so that no value
+// a caller can send reaches PostgreSQL, the certificate format or a recursive walk out of range.
+import { z } from 'zod'
 import { ValidationError, fieldErrors } from './errors.ts'
 
 export function parseInput<S extends z.ZodType> (schema: S, input: unknown): z.output<S> {
   const result = schema.safeParse(input)
   if (!result.success) throw new ValidationError('Validation failed', fieldErrors(result.error.issues))
   return result.data
+}
+
+/** Earliest date any input accepts: the Unix epoch (certificates carry seconds since it). */
+export const MIN_DATE = new Date('1970-01-01T00:00:00.000Z')
+/** Latest date any input accepts: four-digit years, which PostgreSQL, ISO-8601 and JWT `exp` all hold. */
+export const MAX_DATE = new Date('9999-12-31T23:59:59.999Z')
+
+/**
+ * A date input (ISO-8601 string or Date) between MIN_DATE and MAX_DATE. JavaScript accepts years up
+ * to ±275760, which PostgreSQL's timestamptz refuses with an error, so every date is bounded here.
+ */
+export const dateInput = z.coerce.date({ error: 'must be an ISO-8601 date and time' })
+  .refine((d) => d.getTime() >= MIN_DATE.getTime() && d.getTime() <= MAX_DATE.getTime(), 'must be between 1970-01-01 and 9999-12-31')
+
+/** Longest Idempotency-Key (header or `idempotencyKey` input field), in characters. */
+export const MAX_IDEMPOTENCY_KEY = 255
+/** 1–255 printable ASCII characters: fits the unique index and is safe to log. */
+export const idempotencyKeyInput = z.string()
+  .min(1, 'must not be empty')
+  .max(MAX_IDEMPOTENCY_KEY, `must be at most ${MAX_IDEMPOTENCY_KEY} characters`)
+  .regex(/^[\x20-\x7E]+$/, 'must be printable ASCII')
+
+/** Deepest nesting of objects and arrays any JSON body may have. */
+export const MAX_JSON_DEPTH = 32
+
+/**
+ * Whether JSON text nests objects/arrays deeper than `max`. One linear pass with a counter (no
+ * recursion, no parse), so a 5,000-level body is refused before anything walks it recursively.
+ * Brackets inside strings are skipped; the text need not be valid JSON (the parser judges that).
+ */
+export function jsonTooDeep (text: string, max = MAX_JSON_DEPTH): boolean {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c) i++ // backslash: skip the escaped character
+      else if (c === 0x22) inString = false
+      continue
+    }
+    if (c === 0x22) inString = true
+    else if (c === 0x7b || c === 0x5b) { if (++depth > max) return true } else if (c === 0x7d || c === 0x5d) depth--
+  }
+  return false
+}
+
+/** Depth of an already parsed value (GraphQL literals, CLI input), iterative for the same reason. */
+export function valueTooDeep (value: unknown, max = MAX_JSON_DEPTH): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]]
+  while (stack.length > 0) {
+    const [v, d] = stack.pop()!
+    if (v === null || typeof v !== 'object') continue
+    if (d + 1 > max) return true
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, d + 1])
+  }
+  return false
 }

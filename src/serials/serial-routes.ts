@@ -1,5 +1,8 @@
 // REST shim for legacy apps: the same services as GraphQL, under API_PREFIX.
 import type { FastifyPluginAsync } from 'fastify'
+import { ValidationError } from '../platform/errors.ts'
+import { idempotencyKeyInput } from '../platform/validation.ts'
+import { heartbeatRoutes } from '../validation/heartbeat-routes.ts'
 import { VALIDATION_CODES } from './serial-rules.ts'
 
 const validateBody = {
@@ -26,7 +29,9 @@ const validateResponse = {
       isDemo: { type: ['boolean', 'null'] },
       serverTime: { type: 'string', format: 'date-time' },
       nonce: { type: 'string' },
-      signature: { type: 'string' }
+      signature: { type: 'string' },
+      entitlements: { type: 'array', items: { type: 'string' } },
+      leaseExpiresAt: { type: ['string', 'null'], format: 'date-time' }
     }
   }
 } as const
@@ -51,8 +56,16 @@ const releaseBody = {
   }
 } as const
 
-const idempotencyKeyOf = (header: string | string[] | undefined): string | undefined =>
-  typeof header === 'string' && header.length > 0 ? header : undefined
+/** The Idempotency-Key header, checked before any work is done (a usage call activates devices). */
+function idempotencyKeyOf (header: string | string[] | undefined): string | undefined {
+  if (header === undefined || header === '') return undefined
+  const checked = typeof header === 'string' ? idempotencyKeyInput.safeParse(header) : undefined
+  if (!checked?.success) {
+    const message = checked?.error.issues[0]?.message ?? 'must be sent once'
+    throw new ValidationError('Validation failed', [{ field: 'Idempotency-Key', message }])
+  }
+  return checked.data
+}
 
 export const serialRoutes: FastifyPluginAsync = async (app) => {
   const { services } = app.deps
@@ -79,4 +92,5 @@ export const serialRoutes: FastifyPluginAsync = async (app) => {
   })
 
   app.get('/public-key', async () => services.certificates.publicKey())
+  await app.register(heartbeatRoutes)
 }

@@ -1,7 +1,7 @@
 // Pure validation rules: no I/O, `now` passed in. Guard clauses in the contract's order; the
 // first failure wins.
 export const VALIDATION_CODES = [
-  'VALID', 'INVALID_FORMAT', 'NOT_FOUND', 'REVOKED', 'CLIENT_SUSPENDED', 'SUSPENDED', 'EXPIRED', 'TOO_MANY_DEVICES'
+  'VALID', 'INVALID_FORMAT', 'NOT_FOUND', 'REVOKED', 'CLIENT_SUSPENDED', 'SUSPENDED', 'EXPIRED', 'TOO_MANY_DEVICES', 'TOO_MANY_ACTIVATIONS'
 ] as const
 export type ValidationCode = typeof VALIDATION_CODES[number]
 
@@ -16,6 +16,8 @@ export interface SerialState {
   maxUsageCount: number
   activeDevices: number
   isDemo: boolean
+  /** null = no policy (node-locked, no entitlements, no activation cap) */
+  policyId: string | null
 }
 
 export const MESSAGES: Record<ValidationCode, string> = {
@@ -26,11 +28,12 @@ export const MESSAGES: Record<ValidationCode, string> = {
   CLIENT_SUSPENDED: 'The owner of this serial is suspended',
   SUSPENDED: 'Serial is suspended',
   EXPIRED: 'Serial has expired',
-  TOO_MANY_DEVICES: 'Serial is already active on the maximum number of devices'
+  TOO_MANY_DEVICES: 'Serial is already active on the maximum number of devices',
+  TOO_MANY_ACTIVATIONS: 'Serial has reached its new-device activations for the last 24 hours'
 }
 
 /** Checks that do not depend on the device. Returns the failing code, or null when they pass. */
-export function checkSerial (serial: SerialState | undefined, clientStatus: string | undefined, now: number): Exclude<ValidationCode, 'VALID' | 'INVALID_FORMAT' | 'TOO_MANY_DEVICES'> | null {
+export function checkSerial (serial: SerialState | undefined, clientStatus: string | undefined, now: number): Exclude<ValidationCode, 'VALID' | 'INVALID_FORMAT' | 'TOO_MANY_DEVICES' | 'TOO_MANY_ACTIVATIONS'> | null {
   if (!serial) return 'NOT_FOUND'
   if (serial.status === 'REVOKED') return 'REVOKED'
   if (clientStatus === 'SUSPENDED') return 'CLIENT_SUSPENDED'
@@ -42,6 +45,20 @@ export function checkSerial (serial: SerialState | undefined, clientStatus: stri
 /** Whether a device not yet holding a slot may take one. */
 export function hasFreeSlot (serial: Pick<SerialState, 'activeDevices' | 'maxUsageCount'>): boolean {
   return serial.activeDevices < serial.maxUsageCount
+}
+
+/** Length of the activation-cap window, in ms (rolling, not per calendar day). */
+export const ACTIVATION_WINDOW_MS = 86_400_000
+
+/**
+ * The checks a new device passes before it takes a slot, after the serial checks: the device
+ * limit first, then the rolling activation cap (null = no cap). `activationsInWindow` counts
+ * activations in the last 24 h, releases included, so release-and-reactivate cannot reset it.
+ */
+export function checkNewDevice (serial: Pick<SerialState, 'activeDevices' | 'maxUsageCount'>, activationsInWindow: number, maxActivationsPerDay: number | null): 'TOO_MANY_DEVICES' | 'TOO_MANY_ACTIVATIONS' | null {
+  if (!hasFreeSlot(serial)) return 'TOO_MANY_DEVICES'
+  if (maxActivationsPerDay !== null && activationsInWindow >= maxActivationsPerDay) return 'TOO_MANY_ACTIVATIONS'
+  return null
 }
 
 /** Derived status shown in the API: REVOKED > SUSPENDED > EXPIRED > ACTIVE. */

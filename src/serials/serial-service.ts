@@ -1,9 +1,9 @@
-// Serial use cases: issue, change state, and the validation hot path (L1 → L2 → PostgreSQL).
+// Serial lifecycle use cases: issue (optionally under a policy), change state, reveal, look up.
+// The validation hot path lives in src/validation/.
 import { and, asc, eq, gt, isNull, lte, or, sql, type SQL } from 'drizzle-orm'
 import { z } from 'zod'
-import { clients, devices, serials } from '../../schema/index.ts'
+import { clients, policies, serials } from '../../schema/index.ts'
 import { appendAudit } from '../audit/audit-log.ts'
-import { clientCacheKey } from '../clients/client-service.ts'
 import { writeEvents, type DomainEvent, type DomainEventType } from '../events/domain-events.ts'
 import { canSeeClient, type Actor, type RequestMeta } from '../platform/auth.ts'
 import { lookupHash } from '../platform/crypto.ts'
@@ -13,14 +13,17 @@ import type { Executor } from '../platform/database.ts'
 import { newId } from '../platform/ids.ts'
 import { withIdempotency } from '../platform/idempotency.ts'
 import { decodeCursor, pageSize, toPage, type Page, type PageArgs } from '../platform/pagination.ts'
-import { canonicalJson } from '../platform/signing.ts'
-import { parseInput } from '../platform/validation.ts'
-import type { DeviceService } from '../devices/device-service.ts'
+import { dateInput, idempotencyKeyInput, parseInput } from '../platform/validation.ts'
+import { policyExpiry } from '../policies/policy-rules.ts'
+import type { ValidationService } from '../validation/validation-service.ts'
 import { formatSerialNumber, generateSerialNumber, maskSerialNumber, normaliseSerialNumber } from './serial-number.ts'
-import { checkSerial, displayStatus, MESSAGES, type SerialState, type ValidationCode } from './serial-rules.ts'
-import type { ValidationRecorder } from './validation-recorder.ts'
+import type { PolicyRow } from '../policies/policy-service.ts'
+import { displayStatus } from './serial-rules.ts'
+import { serialCacheKey, type SerialRow } from './serial-state.ts'
 
-export type SerialRow = typeof serials.$inferSelect
+// Kept here for existing importers; the definitions live in serial-state.ts and validation/.
+export { deviceCacheKey, deviceIdSchema, deviceInfoSchema, serialCacheKey, stateOf, type SerialRow } from './serial-state.ts'
+export type { ValidationOutcome, ValidationResult } from '../validation/validation-service.ts'
 
 export interface SerialView {
   id: string
@@ -35,50 +38,32 @@ export interface SerialView {
   revokedAt: Date | null
   revokeReason: string | null
   batchId: string | null
+  /** null = no policy */
+  policyId: string | null
   createdAt: Date
   updatedAt: Date
 }
 
-export interface ValidationResult {
-  valid: boolean
-  code: ValidationCode
-  message: string
-  expiresAt: Date | null
-  /** Free slots left; null when the serial is unknown. */
-  remainingDevices: number | null
-  isDemo: boolean | null
-  serverTime: Date
-  nonce: string | null
-  /** base64url signature over the canonical answer (see README); only when a nonce was sent. */
-  signature: string | null
-}
-
-export interface ValidationOutcome { result: ValidationResult, serial?: SerialState }
-
 export const DEMO_DAYS = 14
 const DAY_MS = 86_400_000
-/** L2 lifetime of cached serial and device state, in seconds; invalidation usually comes first. */
-const CACHE_TTL_S = 300
-export const serialCacheKey = (numberHash: string) => `s:${numberHash}`
-export const deviceCacheKey = (serialId: string, deviceId: string) => `d:${serialId}:${deviceId}`
-
 const metadataSchema = z.record(z.string(), z.unknown()).refine((m) => Buffer.byteLength(JSON.stringify(m)) <= 4096, 'must be at most 4 KiB as JSON')
 const maxUsage = z.number().int().min(1).max(100_000)
-const idempotencyKey = z.string().min(1).max(200).optional().nullable()
+const idempotencyKey = idempotencyKeyInput.optional().nullable()
 
 const createFields = {
   clientId: z.string().min(1).max(64),
   maxUsageCount: maxUsage.optional().nullable(),
-  expiresAt: z.coerce.date().optional().nullable(),
+  expiresAt: dateInput.optional().nullable(),
   isDemo: z.boolean().optional().nullable(),
-  metadata: metadataSchema.optional().nullable()
+  metadata: metadataSchema.optional().nullable(),
+  policyId: z.string().min(1).max(64).optional().nullable()
 }
 const createInput = z.object(createFields)
 const createManyInput = z.object({ ...createFields, count: z.number().int().min(1).max(10_000), idempotencyKey })
 const updateInput = z.object({
   id: z.string().min(1).max(64),
   maxUsageCount: maxUsage.optional(),
-  expiresAt: z.coerce.date().optional().nullable(),
+  expiresAt: dateInput.optional().nullable(),
   metadata: metadataSchema.optional()
 })
 const idInput = z.object({ id: z.string().min(1).max(64) })
@@ -87,32 +72,12 @@ const listFilter = z.object({
   clientId: z.string().max(64).optional().nullable(),
   status: z.enum(['ACTIVE', 'SUSPENDED', 'REVOKED', 'EXPIRED']).optional().nullable(),
   isDemo: z.boolean().optional().nullable(),
-  expiresBefore: z.coerce.date().optional().nullable()
+  expiresBefore: dateInput.optional().nullable()
 }).optional().nullable()
 
-export const deviceIdSchema = z.string().trim().min(1).max(128).regex(/^[\x20-\x7E]+$/, 'must be printable ASCII')
-export const deviceInfoSchema = z.record(z.string(), z.unknown()).refine((m) => Buffer.byteLength(JSON.stringify(m)) <= 2048, 'must be at most 2 KiB as JSON')
-const validateInput = z.object({
-  serialNumber: z.string().max(64),
-  deviceId: deviceIdSchema,
-  deviceInfo: deviceInfoSchema.optional().nullable(),
-  nonce: z.string().min(1).max(128).optional().nullable()
-})
+const byNumberInput = z.object({ serialNumber: z.string().max(64) })
 
 export interface IssuedSerial { serial: SerialView, serialNumber: string }
-
-export function stateOf (row: SerialRow, clientNumber: string): SerialState {
-  return {
-    id: row.id,
-    clientId: row.clientId,
-    clientNumber,
-    status: row.status as SerialState['status'],
-    expiresAt: row.expiresAt ? row.expiresAt.getTime() : null,
-    maxUsageCount: row.maxUsageCount,
-    activeDevices: row.activeDevices,
-    isDemo: row.isDemo
-  }
-}
 
 /**
  * Inserts serials that share client, limits, expiry, metadata and batch, with one
@@ -124,9 +89,11 @@ async function insertSerials (tx: Executor, rows: Array<typeof serials.$inferIns
   const column = (pick: (r: typeof serials.$inferInsert) => string) => sql.param(rows.map(pick))
   await tx.execute(sql`
     with s as (
-      insert into serials (id, client_id, number_hash, number_enc, number_tail, max_usage_count, expires_at, is_demo, metadata, batch_id, created_at, updated_at)
+      insert into serials (id, client_id, number_hash, number_enc, number_tail, max_usage_count, expires_at, is_demo, metadata, batch_id, policy_id, inherits_max_devices, inherits_duration, created_at, updated_at)
       select u.id, ${first.clientId}, u.hash, u.enc, u.tail, ${first.maxUsageCount ?? 1}::int, ${first.expiresAt?.toISOString() ?? null}::timestamptz,
-        ${first.isDemo ?? false}::boolean, ${JSON.stringify(first.metadata ?? {})}::jsonb, ${first.batchId ?? null}::text, ${first.createdAt!.toISOString()}::timestamptz, ${first.createdAt!.toISOString()}::timestamptz
+        ${first.isDemo ?? false}::boolean, ${JSON.stringify(first.metadata ?? {})}::jsonb, ${first.batchId ?? null}::text,
+        ${first.policyId ?? null}::text, ${first.inheritsMaxDevices ?? false}::boolean, ${first.inheritsDuration ?? false}::boolean,
+        ${first.createdAt!.toISOString()}::timestamptz, ${first.createdAt!.toISOString()}::timestamptz
       from unnest(${column((r) => r.id!)}::text[], ${column((r) => r.numberHash)}::text[], ${column((r) => r.numberEnc)}::text[], ${column((r) => r.numberTail)}::text[]) as u(id, hash, enc, tail)
       returning id, client_id, batch_id
     )
@@ -147,13 +114,19 @@ async function insertSerials (tx: Executor, rows: Array<typeof serials.$inferIns
     revokedAt: null,
     revokeReason: null,
     batchId: r.batchId ?? null,
+    policyId: r.policyId ?? null,
+    inheritsMaxDevices: r.inheritsMaxDevices ?? false,
+    inheritsDuration: r.inheritsDuration ?? false,
+    expiringNotifiedAt: null,
+    expiredNotifiedAt: null,
+    limitReachedAt: null,
     createdAt: r.createdAt!,
     updatedAt: r.createdAt!
   }))
 }
 
-export function createSerialService (deps: Deps & { devices: DeviceService, recorder: ValidationRecorder }) {
-  const { database, keyring, cache, clock, config, signer, metrics } = deps
+export function createSerialService (deps: Deps) {
+  const { database, keyring, cache, clock, config } = deps
   const db = database.db
 
   const view = (row: SerialRow): SerialView => ({
@@ -169,6 +142,7 @@ export function createSerialService (deps: Deps & { devices: DeviceService, reco
     revokedAt: row.revokedAt,
     revokeReason: row.revokeReason,
     batchId: row.batchId,
+    policyId: row.policyId,
     createdAt: row.createdAt,
     updatedAt: row.updatedAt
   })
@@ -189,9 +163,24 @@ export function createSerialService (deps: Deps & { devices: DeviceService, reco
     return client
   }
 
-  function buildRows (data: z.output<typeof createInput>, count: number, batchId: string | null) {
+  async function requirePolicy (policyId: string | null | undefined): Promise<PolicyRow | null> {
+    if (!policyId) return null
+    const [policy] = await db.select().from(policies).where(eq(policies.id, policyId)).limit(1)
+    if (!policy) throw new NotFoundError(`policy ${policyId} not found`)
+    return policy
+  }
+
+  /**
+   * Limits and expiry of new serials: what the input sets, else the policy's (then followed when
+   * the policy changes), else the defaults (one device; demo serials DEMO_DAYS, others never).
+   */
+  function buildRows (data: z.output<typeof createInput>, count: number, batchId: string | null, policy: PolicyRow | null) {
     const now = clock()
-    const expiresAt = data.expiresAt ?? (data.isDemo ? new Date(now.getTime() + DEMO_DAYS * DAY_MS) : null)
+    const inheritsMaxDevices = policy !== null && data.maxUsageCount == null
+    const inheritsDuration = policy !== null && data.expiresAt == null && !(data.isDemo && policy.durationDays === null)
+    const demoExpiry = data.isDemo ? new Date(now.getTime() + DEMO_DAYS * DAY_MS) : null
+    const expiresAt = data.expiresAt ?? (inheritsDuration ? policyExpiry(now, policy!.durationDays) : demoExpiry)
+    const maxUsageCount = data.maxUsageCount ?? policy?.maxDevices ?? 1
     const issued: Array<{ row: typeof serials.$inferInsert, number: string }> = []
     for (let i = 0; i < count; i++) {
       const number = generateSerialNumber()
@@ -203,11 +192,14 @@ export function createSerialService (deps: Deps & { devices: DeviceService, reco
           numberHash: lookupHash(config.pepper, number),
           numberEnc: keyring.encrypt(number),
           numberTail: number.slice(20),
-          maxUsageCount: data.maxUsageCount ?? 1,
+          maxUsageCount,
           expiresAt,
           isDemo: data.isDemo ?? false,
           metadata: data.metadata ?? {},
           batchId,
+          policyId: policy?.id ?? null,
+          inheritsMaxDevices,
+          inheritsDuration,
           createdAt: now,
           updatedAt: now
         }
@@ -224,12 +216,12 @@ export function createSerialService (deps: Deps & { devices: DeviceService, reco
 
   /** Inserts serials, their events and one audit entry; returns the issued numbers once. */
   async function issue (actor: Actor, meta: RequestMeta | undefined, data: z.output<typeof createInput>, count: number, batchId: string | null, exec: Executor = db): Promise<IssuedSerial[]> {
-    const issued = buildRows(data, count, batchId)
+    const issued = buildRows(data, count, batchId, await requirePolicy(data.policyId))
     const rows = await exec.transaction(async (tx) => {
       const inserted = await insertSerials(tx, issued.map((s) => s.row))
       await appendAudit(tx, actor, meta, [batchId
-        ? { action: 'serial.created', targetType: 'batch', targetId: batchId, clientId: data.clientId, changes: { count, maxUsageCount: data.maxUsageCount ?? 1, isDemo: data.isDemo ?? false } }
-        : { action: 'serial.created', targetType: 'serial', targetId: inserted[0]!.id, clientId: data.clientId, changes: { maxUsageCount: data.maxUsageCount ?? 1, isDemo: data.isDemo ?? false } }])
+        ? { action: 'serial.created', targetType: 'batch', targetId: batchId, clientId: data.clientId, changes: { count, maxUsageCount: issued[0]!.row.maxUsageCount, isDemo: data.isDemo ?? false, policyId: data.policyId ?? null } }
+        : { action: 'serial.created', targetType: 'serial', targetId: inserted[0]!.id, clientId: data.clientId, changes: { maxUsageCount: issued[0]!.row.maxUsageCount, isDemo: data.isDemo ?? false, policyId: data.policyId ?? null } }])
       return inserted
     })
     deps.eventsWritten()
@@ -250,52 +242,6 @@ export function createSerialService (deps: Deps & { devices: DeviceService, reco
     deps.eventsWritten()
     await cache.invalidate([serialCacheKey(row.numberHash)])
     return view(row)
-  }
-
-  /**
-   * The validation's view of a serial: from the caches, or on a miss one query for the serial,
-   * its client's status and whether this device holds a slot (one round trip instead of three).
-   */
-  async function loadForValidation (numberHash: string, deviceId: string): Promise<{ state?: SerialState, clientStatus?: string, deviceActive?: boolean }> {
-    const key = serialCacheKey(numberHash)
-    const cached = cache.getLocal<SerialState>(key) ?? await cache.get<SerialState>(key)
-    if (cached) return { state: cached, clientStatus: await loadClientStatus(cached.clientId) }
-    const [row] = await database.lookupDb.select({ serial: serials, clientNumber: clients.clientNumber, clientStatus: clients.status, deviceActive: devices.active })
-      .from(serials).innerJoin(clients, eq(clients.id, serials.clientId))
-      .leftJoin(devices, and(eq(devices.serialId, serials.id), eq(devices.deviceId, deviceId)))
-      .where(eq(serials.numberHash, numberHash)).limit(1)
-    if (!row) return {}
-    const state = stateOf(row.serial, row.clientNumber)
-    void cache.set(key, state, CACHE_TTL_S)
-    void cache.set(clientCacheKey(state.clientId), { status: row.clientStatus }, CACHE_TTL_S)
-    return { state, clientStatus: row.clientStatus, deviceActive: row.deviceActive === true }
-  }
-
-  async function loadClientStatus (clientId: string): Promise<string | undefined> {
-    const key = clientCacheKey(clientId)
-    const cached = cache.getLocal<{ status: string }>(key) ?? await cache.get<{ status: string }>(key)
-    if (cached) return cached.status
-    const [row] = await database.lookupDb.select({ status: clients.status }).from(clients).where(eq(clients.id, clientId)).limit(1)
-    if (!row) return undefined
-    void cache.set(key, { status: row.status }, CACHE_TTL_S)
-    return row.status
-  }
-
-  function answer (code: ValidationCode, state: SerialState | undefined, deviceId: string, nonce: string | null | undefined, now: Date): ValidationResult {
-    const result: ValidationResult = {
-      valid: code === 'VALID',
-      code,
-      message: MESSAGES[code],
-      expiresAt: state?.expiresAt != null ? new Date(state.expiresAt) : null,
-      remainingDevices: state ? Math.max(0, state.maxUsageCount - state.activeDevices) : null,
-      isDemo: state ? state.isDemo : null,
-      serverTime: now,
-      nonce: nonce ?? null,
-      signature: null
-    }
-    if (nonce) result.signature = signer.sign(signedPayload(result, deviceId)).toString('base64url')
-    metrics.validations.inc({ code })
-    return result
   }
 
   const service = {
@@ -336,7 +282,13 @@ export function createSerialService (deps: Deps & { devices: DeviceService, reco
       if (data.maxUsageCount !== undefined) changes.maxUsageCount = data.maxUsageCount
       if (data.expiresAt !== undefined) changes.expiresAt = data.expiresAt
       if (data.metadata !== undefined) changes.metadata = data.metadata
-      return changeState(actor, meta, data.id, 'serial.updated', () => changes, changes)
+      // A value set here is the serial's own from now on: a later policy change leaves it alone.
+      // A new expiry also gets its own expiring/expired notices.
+      const own: Partial<typeof serials.$inferInsert> = {
+        ...(data.maxUsageCount !== undefined ? { inheritsMaxDevices: false } : {}),
+        ...(data.expiresAt !== undefined ? { inheritsDuration: false, expiringNotifiedAt: null, expiredNotifiedAt: null } : {})
+      }
+      return changeState(actor, meta, data.id, 'serial.updated', () => ({ ...changes, ...own }), changes)
     },
 
     async suspend (actor: Actor, meta: RequestMeta | undefined, input: unknown): Promise<SerialView> {
@@ -366,6 +318,19 @@ export function createSerialService (deps: Deps & { devices: DeviceService, reco
       })
     },
 
+    /** Support look-up by the full number: same tenant rules as `get`, and every call audited. */
+    async getByNumber (actor: Actor, meta: RequestMeta | undefined, input: unknown): Promise<SerialView> {
+      const { serialNumber } = parseInput(byNumberInput, input)
+      const normalised = normaliseSerialNumber(serialNumber)
+      if (!normalised) throw new ValidationError('Validation failed', [{ field: 'serialNumber', message: 'Invalid format' }])
+      return db.transaction(async (tx) => {
+        const [row] = await tx.select().from(serials).where(eq(serials.numberHash, lookupHash(config.pepper, normalised))).limit(1)
+        if (!row || !canSeeClient(actor, row.clientId)) throw new NotFoundError('serial not found')
+        await appendAudit(tx, actor, meta, [{ action: 'serial.looked_up', targetType: 'serial', targetId: row.id, clientId: row.clientId }])
+        return view(row)
+      })
+    },
+
     async get (actor: Actor, id: string): Promise<SerialView> {
       return view(await findVisible(actor, id))
     },
@@ -389,57 +354,9 @@ export function createSerialService (deps: Deps & { devices: DeviceService, reco
       const rows = await database.readDb.select().from(serials).where(and(...where)).orderBy(asc(serials.id)).limit(size + 1)
       const page = toPage(rows, size)
       return { items: page.items.map(view), hasNextPage: page.hasNextPage }
-    },
-
-    /**
-     * The hot path. A known device on a cached serial is answered from memory with no
-     * synchronous database write; a new device takes a slot inside one transaction that locks
-     * the serial row, so the limit holds across any number of requests and instances.
-     */
-    async validate (input: unknown): Promise<ValidationOutcome> {
-      const data = parseInput(validateInput, input)
-      const now = clock()
-      const normalised = normaliseSerialNumber(data.serialNumber)
-      if (!normalised) return { result: answer('INVALID_FORMAT', undefined, data.deviceId, data.nonce, now) }
-      const numberHash = lookupHash(config.pepper, normalised)
-      const { state, clientStatus, deviceActive } = await loadForValidation(numberHash, data.deviceId)
-      const failed = checkSerial(state, clientStatus, now.getTime())
-      if (failed || !state) {
-        if (state) deps.recorder.validation(state, null, failed!, now)
-        return { result: answer(failed ?? 'NOT_FOUND', state, data.deviceId, data.nonce, now), serial: state }
-      }
-      const deviceKey = deviceCacheKey(state.id, data.deviceId)
-      // Known from the query that just loaded the serial, else L1, L2 (which fills L1), then a
-      // plain read; what came from PostgreSQL is cached without delaying the answer.
-      const cached = deviceActive === undefined && Boolean(cache.getLocal<1>(deviceKey) ?? await cache.get<1>(deviceKey))
-      const known = cached || (deviceActive ?? await deps.devices.isActive(state.id, data.deviceId))
-      if (known && !cached) void cache.set(deviceKey, 1, CACHE_TTL_S)
-      if (known) {
-        deps.recorder.validation(state, data.deviceId, 'VALID', now)
-        return { result: answer('VALID', state, data.deviceId, data.nonce, now), serial: state }
-      }
-      const outcome = await deps.devices.activate(state.id, data.deviceId, data.deviceInfo ?? null, now)
-      if (outcome.code === 'VALID') await cache.set(deviceKey, 1, CACHE_TTL_S)
-      if (outcome.activated) await cache.invalidate([serialCacheKey(numberHash)])
-      deps.recorder.validation(outcome.state ?? state, outcome.code === 'VALID' ? data.deviceId : null, outcome.code, now)
-      return { result: answer(outcome.code, outcome.state ?? state, data.deviceId, data.nonce, now), serial: outcome.state ?? state }
     }
   }
   return service
-}
-
-/** The byte string a nonce signature covers: canonical JSON (sorted keys) of these fields. */
-export function signedPayload (r: ValidationResult, deviceId: string): string {
-  return canonicalJson({
-    code: r.code,
-    deviceId,
-    expiresAt: r.expiresAt ? r.expiresAt.toISOString() : null,
-    isDemo: r.isDemo,
-    nonce: r.nonce,
-    remainingDevices: r.remainingDevices,
-    serverTime: r.serverTime.toISOString(),
-    valid: r.valid
-  })
 }
 
 function reviveIssued (value: { count: number, serials: IssuedSerial[] }) {
@@ -450,5 +367,6 @@ function reviveIssued (value: { count: number, serials: IssuedSerial[] }) {
   return value
 }
 
-export type SerialService = ReturnType<typeof createSerialService>
+/** The serial use cases plus the validation entry point (composed in services.ts). */
+export type SerialService = ReturnType<typeof createSerialService> & Pick<ValidationService, 'validate'>
 export type { DomainEvent }

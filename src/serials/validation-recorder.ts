@@ -1,11 +1,15 @@
 // Keeps writes off the validation hot path: validation counts (per serial, hour and code) and
-// device last-seen times are aggregated in memory and flushed in the background every few seconds.
+// device last-seen times and renewed leases are aggregated in memory and flushed in the background
+// every few seconds.
 import { sql } from 'drizzle-orm'
 import type { Db } from '../platform/database.ts'
 import type { SerialState, ValidationCode } from './serial-rules.ts'
 
 export interface ValidationRecorder {
-  validation (serial: SerialState, deviceId: string | null, code: ValidationCode, now: Date): void
+  /** `lease`: the device's renewed lease (epoch ms) when its policy is floating. */
+  validation (serial: SerialState, deviceId: string | null, code: ValidationCode, now: Date, lease?: number | null): void
+  /** A heartbeat: renews the lease and last-seen time without counting a validation. */
+  lease (serial: SerialState, deviceId: string, now: Date, lease: number): void
   flush (): Promise<void>
   start (): void
   stop (): Promise<void>
@@ -16,7 +20,7 @@ export const FLUSH_INTERVAL_MS = 2000
 
 export function createValidationRecorder (db: Db, onError: (error: unknown) => void): ValidationRecorder {
   let stats = new Map<string, { serialId: string, clientId: string, hour: Date, code: string, count: number }>()
-  let seen = new Map<string, { serialId: string, deviceId: string, at: Date, count: number }>()
+  let seen = new Map<string, { serialId: string, deviceId: string, at: Date, count: number, lease: number | null }>()
   let timer: NodeJS.Timeout | undefined
   let flushing: Promise<void> = Promise.resolve()
 
@@ -49,11 +53,17 @@ export function createValidationRecorder (db: Db, onError: (error: unknown) => v
           values ${sql.join(c.slice(i, i + 1000).map((r) => sql`(${r.clientId}, ${r.hour.toISOString()}::timestamptz, ${r.code}, ${r.count})`), sql`, `)}
           on conflict (client_id, hour, code) do update set count = validation_client_hourly.count + excluded.count`)
       }
+      // Sorted, so two flushers (or a flusher and a cull) lock device rows in the same order.
+      d.sort((a, b) => a.serialId.localeCompare(b.serialId) || a.deviceId.localeCompare(b.deviceId))
       for (let i = 0; i < d.length; i += 1000) {
         const chunk = d.slice(i, i + 1000)
+        // A lease is only ever extended, and only while the device still holds its slot: a
+        // culled or released device is not brought back by a renewal that was in flight.
         await db.execute(sql`
-          update devices set last_seen_at = greatest(devices.last_seen_at, v.at), validation_count = devices.validation_count + v.n
-          from (values ${sql.join(chunk.map((r) => sql`(${r.serialId}, ${r.deviceId}, ${r.at.toISOString()}::timestamptz, ${r.count}::bigint)`), sql`, `)}) as v(serial_id, device_id, at, n)
+          update devices set last_seen_at = greatest(devices.last_seen_at, v.at), validation_count = devices.validation_count + v.n,
+            lease_expires_at = case when v.lease is not null and devices.active and devices.lease_expires_at is not null
+              then greatest(devices.lease_expires_at, v.lease) else devices.lease_expires_at end
+          from (values ${sql.join(chunk.map((r) => sql`(${r.serialId}, ${r.deviceId}, ${r.at.toISOString()}::timestamptz, ${r.count}::bigint, ${r.lease === null ? null : new Date(r.lease).toISOString()}::timestamptz)`), sql`, `)}) as v(serial_id, device_id, at, n, lease)
           where devices.serial_id = v.serial_id and devices.device_id = v.device_id`)
       }
     } catch (error) {
@@ -61,18 +71,27 @@ export function createValidationRecorder (db: Db, onError: (error: unknown) => v
     }
   }
 
+  function touch (serialId: string, deviceId: string, now: Date, count: number, lease: number | null): void {
+    const dkey = `${serialId}|${deviceId}`
+    const device = seen.get(dkey)
+    if (device) {
+      device.count += count
+      device.at = now
+      if (lease !== null) device.lease = Math.max(device.lease ?? 0, lease)
+    } else seen.set(dkey, { serialId, deviceId, at: now, count, lease })
+  }
+
   return {
-    validation (serial, deviceId, code, now) {
+    validation (serial, deviceId, code, now, lease = null) {
       const hour = new Date(Math.floor(now.getTime() / 3_600_000) * 3_600_000)
       const key = `${serial.id}|${hour.getTime()}|${code}`
       const entry = stats.get(key)
       if (entry) entry.count++
       else stats.set(key, { serialId: serial.id, clientId: serial.clientId, hour, code, count: 1 })
-      if (deviceId) {
-        const dkey = `${serial.id}|${deviceId}`
-        const device = seen.get(dkey)
-        if (device) { device.count++; device.at = now } else seen.set(dkey, { serialId: serial.id, deviceId, at: now, count: 1 })
-      }
+      if (deviceId) touch(serial.id, deviceId, now, 1, lease)
+    },
+    lease (serial, deviceId, now, lease) {
+      touch(serial.id, deviceId, now, 0, lease)
     },
     flush () {
       flushing = flushing.then(write)

@@ -1,15 +1,15 @@
 // recordUsage: validate first (a new device takes a free slot), then store the event and its
 // outbox row in one transaction before acknowledging.
-import { and, asc, eq, gt } from 'drizzle-orm'
+import { and, asc, desc, eq, gt, inArray } from 'drizzle-orm'
 import { z } from 'zod'
 import { usageEvents } from '../../schema/index.ts'
-import type { RequestMeta } from '../platform/auth.ts'
+import { canSeeClient, type Actor, type RequestMeta } from '../platform/auth.ts'
 import type { Executor } from '../platform/database.ts'
 import type { Deps } from '../platform/deps.ts'
 import { newId } from '../platform/ids.ts'
 import { withIdempotency } from '../platform/idempotency.ts'
 import { createUsageWriter, insertUsageBatch, storedUsage } from './usage-writer.ts'
-import { parseInput } from '../platform/validation.ts'
+import { idempotencyKeyInput, parseInput } from '../platform/validation.ts'
 import type { ValidationCode } from '../serials/serial-rules.ts'
 import { deviceIdSchema, type SerialService } from '../serials/serial-service.ts'
 
@@ -32,7 +32,7 @@ const recordInput = z.object({
   deviceId: deviceIdSchema,
   quantity: z.number().int().min(1).max(1_000_000).optional().nullable(),
   feature: z.string().trim().min(1).max(64).regex(/^[\x20-\x7E]+$/, 'must be printable ASCII').optional().nullable(),
-  idempotencyKey: z.string().min(1).max(200).optional().nullable()
+  idempotencyKey: idempotencyKeyInput.optional().nullable()
 })
 
 /** How many missed events a resuming subscriber may replay. */
@@ -87,6 +87,22 @@ export function createUsageService (deps: Deps & { serials: SerialService }) {
       if (filter.serialId) where.push(eq(usageEvents.serialId, filter.serialId))
       const rows = await database.db.select().from(usageEvents).where(and(...where)).orderBy(asc(usageEvents.seq)).limit(limit)
       return rows.map(toUsageView)
+    },
+
+    /** The highest seq stored (0 when none): where a live subscription without `after` starts. */
+    async latestSeq (): Promise<number> {
+      const [row] = await database.db.select({ seq: usageEvents.seq }).from(usageEvents).orderBy(desc(usageEvents.seq)).limit(1)
+      return row?.seq ?? 0
+    },
+
+    /** Batch load by id (GraphQL node/nodes): in the order of ids, null where absent or not visible to the actor. */
+    async loadMany (actor: Actor, ids: readonly string[]): Promise<Array<UsageEventView | null>> {
+      const rows = await database.readDb.select().from(usageEvents).where(inArray(usageEvents.id, [...ids]))
+      const byId = new Map(rows.map((r) => [r.id, r]))
+      return ids.map((id) => {
+        const row = byId.get(id)
+        return row && canSeeClient(actor, row.clientId) ? toUsageView(row) : null
+      })
     }
   }
 }

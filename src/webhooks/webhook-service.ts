@@ -53,10 +53,14 @@ export function createWebhookService (deps: Deps) {
     if (actor.role !== 'ADMIN' && actor.role !== 'MANAGER') throw new AuthorizationError('this role may not change webhooks')
   }
 
+  /** A webhook without a client (every client's events) is visible to ADMIN and AUDITOR only. */
+  function visibleHook (actor: Actor, row: WebhookRow): boolean {
+    return row.clientId ? canSeeClient(actor, row.clientId) : actor.role === 'ADMIN' || actor.role === 'AUDITOR'
+  }
+
   async function findVisible (actor: Actor, id: string, exec: Executor = db): Promise<WebhookRow> {
     const [row] = await exec.select().from(webhooks).where(and(eq(webhooks.id, id), isNull(webhooks.deletedAt))).limit(1)
-    const visible = row && (row.clientId ? canSeeClient(actor, row.clientId) : actor.role === 'ADMIN' || actor.role === 'AUDITOR')
-    if (!row || !visible) throw new NotFoundError(`webhook ${id} not found`)
+    if (!row || !visibleHook(actor, row)) throw new NotFoundError(`webhook ${id} not found`)
     return row
   }
 
@@ -165,6 +169,27 @@ export function createWebhookService (deps: Deps) {
       const scope = actor.role === 'MANAGER' ? eq(webhooks.clientId, actor.clientId ?? '') : undefined
       const rows = await db.select().from(webhooks).where(and(isNull(webhooks.deletedAt), scope)).orderBy(asc(webhooks.id))
       return rows.map(view)
+    },
+
+    /** Batch load by id (GraphQL node/nodes): in the order of ids, null where absent or not visible to the actor. */
+    async loadMany (actor: Actor, ids: readonly string[]): Promise<Array<WebhookView | null>> {
+      const rows = await database.readDb.select().from(webhooks).where(and(inArray(webhooks.id, [...ids]), isNull(webhooks.deletedAt)))
+      const byId = new Map(rows.map((r) => [r.id, r]))
+      return ids.map((id) => {
+        const row = byId.get(id)
+        return row && visibleHook(actor, row) ? view(row) : null
+      })
+    },
+
+    /** Deliveries by id (GraphQL node/nodes), visible when their webhook is. */
+    async loadDeliveries (actor: Actor, ids: readonly string[]): Promise<Array<DeliveryRow | null>> {
+      const rows = await database.readDb.select({ delivery: webhookDeliveries, hook: webhooks }).from(webhookDeliveries)
+        .innerJoin(webhooks, eq(webhooks.id, webhookDeliveries.webhookId)).where(inArray(webhookDeliveries.id, [...ids]))
+      const byId = new Map(rows.map((r) => [r.delivery.id, r]))
+      return ids.map((id) => {
+        const row = byId.get(id)
+        return row && row.hook.deletedAt === null && visibleHook(actor, row.hook) ? row.delivery : null
+      })
     },
 
     async deliveries (actor: Actor, webhookId: string, args: PageArgs): Promise<Page<DeliveryRow>> {

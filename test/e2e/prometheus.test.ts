@@ -8,6 +8,22 @@ import { build, createClient, createSerial, freePort, restValidate } from '../he
 
 const prometheus = ['/usr/bin/prometheus', '/usr/local/bin/prometheus'].find((p) => spawnSync('test', ['-x', p]).status === 0)
 if (!prometheus && process.env.CI === 'true') throw new Error('the Prometheus test needs prometheus (apt-get install prometheus)')
+const promtool = ['/usr/bin/promtool', '/usr/local/bin/promtool'].find((p) => spawnSync('test', ['-x', p]).status === 0)
+if (!promtool && process.env.CI === 'true') throw new Error('the metrics lint needs promtool (apt-get install prometheus)')
+
+t.test('promtool check metrics accepts /metrics after traffic', { skip: promtool ? false : 'needs promtool' }, async (t) => {
+  const app = await build(t)
+  const client = await createClient(app)
+  const serial = await createSerial(app, client.id)
+  await restValidate(app, { serialNumber: serial.serialNumber, deviceId: 'pc' })
+  await restValidate(app, { serialNumber: 'not-a-serial', deviceId: 'pc' })
+  const res = await app.inject({ method: 'GET', url: '/metrics' })
+  t.equal(res.statusCode, 200)
+  t.match(res.body, /serials_validations_total\{code="VALID"\} 1/, 'the scrape carries this test\'s traffic')
+  const lint = spawnSync(promtool!, ['check', 'metrics'], { input: res.body, encoding: 'utf8' })
+  t.equal(lint.status, 0, `promtool check metrics: ${lint.stdout}${lint.stderr}`)
+  t.equal(`${lint.stdout}${lint.stderr}`.trim(), '', 'no lint findings')
+})
 
 t.test('Prometheus scrapes /metrics with the bearer token', { skip: prometheus ? false : 'needs prometheus' }, async (t) => {
   const token = 'prometheus-scrape-token-0123'
