@@ -47,6 +47,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     // Wrong JSON types are errors, not silently coerced ("42" for 42, ["x"] for "x").
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
     forceCloseConnections: 'idle',
+    // Start-up (migrations, key checks) on a loaded machine can outlast Fastify's 10 s default.
+    pluginTimeout: 60_000,
     // Timeouts, oversized headers and malformed requests answered by Node's parser: contract JSON too.
     clientErrorHandler,
     ...(tracingEnabled() ? { serverFactory: tracedServerFactory } : {})

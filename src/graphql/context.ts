@@ -5,6 +5,7 @@ import type { AuditEntry } from '../audit/audit-service.ts'
 import type { ClientView } from '../clients/client-service.ts'
 import type { DeviceView } from '../devices/device-service.ts'
 import type { Actor, RequestMeta } from '../platform/auth.ts'
+import type { PolicyView } from '../policies/policy-service.ts'
 import { NotFoundError } from '../platform/errors.ts'
 import type { SerialView } from '../serials/serial-service.ts'
 import type { Services } from '../services.ts'
@@ -25,6 +26,8 @@ export interface Loaders {
   auditEntry: DataLoader<string, AuditEntry | null>
   webhook: DataLoader<string, WebhookView | null>
   webhookDelivery: DataLoader<string, DeliveryRow | null>
+  /** Policies are vendor-wide: every authenticated caller reads every one. */
+  policy: DataLoader<string, PolicyView | null>
 }
 
 export interface GraphQLContext {
@@ -52,6 +55,10 @@ export function createLoaders (services: Services, actor: Actor): Loaders {
     apiKey: new DataLoader((ids: readonly string[]) => services.apiKeys.loadMany(actor, ids), batch),
     auditEntry: new DataLoader((ids: readonly string[]) => services.audit.loadMany(actor, ids), batch),
     webhook: new DataLoader((ids: readonly string[]) => services.webhooks.loadMany(actor, ids), batch),
-    webhookDelivery: new DataLoader((ids: readonly string[]) => services.webhooks.loadDeliveries(actor, ids), batch)
+    webhookDelivery: new DataLoader((ids: readonly string[]) => services.webhooks.loadDeliveries(actor, ids), batch),
+    policy: new DataLoader(async (ids: readonly string[]) => {
+      const byId = new Map((await services.policies.byIds(ids)).map((p) => [p.id, p]))
+      return ids.map((id) => byId.get(id) ?? null)
+    }, batch)
   }
 }

@@ -128,17 +128,18 @@ export function registerHttpTransport (app: FastifyInstance, options: HttpTransp
     }
   }
 
-  // Errors raised before the handler (body parsing, authentication, rate limits): the same
-  // GraphQL shape. A body that is not JSON keeps its HTTP status (400, 413, 415).
+  // Errors raised before the handler, in the same GraphQL shape. Credential and rate-limit
+  // refusals are GraphQL responses (200 with application/json, Retry-After kept); a body that
+  // cannot be read as a GraphQL request (not JSON, too large, too deep) keeps its HTTP status.
   function errorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
     const media = negotiate(request.headers.accept)
     const contract = toContractError(error)
     if (contract.code === 'INTERNAL') request.log.error({ err: error }, 'request failed')
     else request.log.info({ code: contract.code, msg: contract.message }, 'request rejected')
-    const body = typeof error.code === 'string' && error.code.startsWith('FST_ERR_CTP')
+    const graphqlAnswer = ['AUTHENTICATION_ERROR', 'FORBIDDEN', 'RATE_LIMITED', 'FEATURE_DISABLED'].includes(contract.code)
     const status = error.statusCode === 413 || error.statusCode === 415 ? error.statusCode : contract.statusCode
-    if (body) Object.defineProperty(contract, TRANSPORT, { value: true })
-    if (body && status !== contract.statusCode) Object.defineProperty(contract, 'statusCode', { value: status })
+    if (!graphqlAnswer) Object.defineProperty(contract, TRANSPORT, { value: true })
+    if (!graphqlAnswer && status !== contract.statusCode) Object.defineProperty(contract, 'statusCode', { value: status })
     const { errors } = formatErrors([contract], options.format)
     return failed(reply, media, errors, [contract])
   }

@@ -8,9 +8,9 @@ import { AuthenticationError, NotFoundError, ValidationError } from '../platform
 import { ID_PATTERN } from '../platform/ids.ts'
 import { MAX_PAGE } from '../platform/pagination.ts'
 
-interface NodeKind { type: string, noun: string, loader?: keyof Loaders }
+interface NodeKind { type: string, noun: string, loader: keyof Loaders }
 
-/** Prefix → GraphQL type. A prefix without a loader (bat_, a batch id) is not an object here. */
+/** Prefix → GraphQL type and loader. Other prefixes (bat_, a batch id) name no object here. */
 export const NODE_KINDS: Record<string, NodeKind> = {
   cli: { type: 'Client', noun: 'client', loader: 'client' },
   ser: { type: 'Serial', noun: 'serial', loader: 'serial' },
@@ -20,7 +20,7 @@ export const NODE_KINDS: Record<string, NodeKind> = {
   aud: { type: 'AuditEntry', noun: 'audit entry', loader: 'auditEntry' },
   whk: { type: 'Webhook', noun: 'webhook', loader: 'webhook' },
   whd: { type: 'WebhookDelivery', noun: 'webhook delivery', loader: 'webhookDelivery' },
-  pol: { type: 'Policy', noun: 'policy' }
+  pol: { type: 'Policy', noun: 'policy', loader: 'policy' }
 }
 
 const PUBLIC_KEY_ID = /^[0-9a-f]{16}$/
@@ -56,14 +56,7 @@ export async function loadNode (ctx: GraphQLContext, id: string): Promise<object
   if (ctx.actor.role === null) throw new AuthenticationError()
   const prefix = ID_PATTERN.test(id) ? id.slice(0, 3) : ''
   const kind = NODE_KINDS[prefix]
-  let found: object | null | undefined
-  if (kind?.loader) {
-    found = await ctx.loaders[kind.loader].load(id)
-  } else if (kind && prefix === 'pol') {
-    // Policies are vendor-wide: every authenticated caller reads them.
-    const policies = (ctx.services as unknown as { policies?: { get (actor: GraphQLContext['actor'], id: string): Promise<object> } }).policies
-    found = policies ? await policies.get(ctx.actor, id) : null
-  }
+  const found = kind ? await ctx.loaders[kind.loader].load(id) : null
   if (!found) throw new NotFoundError(`${kind?.noun ?? 'node'} ${id} not found`)
   return found
 }

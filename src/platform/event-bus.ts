@@ -103,6 +103,16 @@ export function createEventBus (redis: { url: string, prefix: string } | undefin
   // mqemitter-redis re-emits connection errors on `state`; unheard, an EventEmitter 'error'
   // would crash the process while Redis is down. The readiness check reports the outage instead.
   ;(emitter as unknown as { state: { on (event: 'error', fn: () => void): void } }).state.on('error', () => {})
+  // mqemitter-redis closes with QUIT and ignores its promise: while Redis is down that QUIT fails
+  // (command timeout) as an unhandled rejection. Its outcome does not matter; we disconnect anyway.
+  for (const conn of [pubConn, subConn]) {
+    const quit = conn.quit.bind(conn)
+    conn.quit = ((...args: Parameters<Redis['quit']>) => {
+      const done = quit(...args)
+      done.catch(() => {})
+      return done
+    }) as Redis['quit']
+  }
   const health = watchHealth(emitter, subConn)
   // BUS_STATE_TOPIC is served by a local emitter. mqemitter-redis calls its own saved `_on`
   // internally, so overriding the instance's public methods does not recurse.

@@ -15,7 +15,9 @@ const listResponse = {
       issuedAt: { type: 'string', format: 'date-time' },
       expiresAt: { type: 'string', format: 'date-time' }
     }
-  }
+  },
+  // If-None-Match matched: no body.
+  304: { type: 'null' }
 } as const
 
 function matches (header: string | undefined, etag: string): boolean {
@@ -27,10 +29,11 @@ function matches (header: string | undefined, etag: string): boolean {
 }
 
 export const revocationRoutes: FastifyPluginAsync = async (app) => {
-  const service = createRevocationService(app.deps)
+  const { database, signer, bus } = app.deps
+  const service = createRevocationService({ database, signer, clock: () => new Date() })
   // Every instance hears revocations through the bus; a silent spell may have hidden some.
-  const unsubscribe = await app.deps.bus.subscribe(eventTopic('serial.revoked', '+'), () => service.invalidate())
-  const offHealth = app.deps.bus.onHealthChange((healthy) => { if (healthy) service.invalidate() })
+  const unsubscribe = await bus.subscribe(eventTopic('serial.revoked', '+'), () => service.invalidate())
+  const offHealth = bus.onHealthChange((healthy) => { if (healthy) service.invalidate() })
   app.addHook('onClose', async () => { offHealth(); await unsubscribe() })
 
   app.get('/revocations', { schema: { response: listResponse }, helmet: false }, async (request, reply) => {

@@ -24,14 +24,15 @@ export interface RevocationList {
   etag: string
 }
 
-export function createRevocationService (deps: Deps) {
+export function createRevocationService (deps: Pick<Deps, 'database' | 'signer' | 'clock'>) {
   const { signer, clock, database } = deps
   let current: { value: RevocationList, contentKey: string, checkedAt: number } | undefined
   let building: Promise<RevocationList> | undefined
 
   async function revokedIds (now: Date): Promise<string[]> {
     const cutoff = new Date(now.getTime() - MAX_CERTIFICATE_TTL_DAYS * 86_400_000)
-    const rows = await database.readDb.select({ id: serials.id }).from(serials)
+    // The primary, not the replica: a revocation should reach offline clients without replica lag.
+    const rows = await database.db.select({ id: serials.id }).from(serials)
       .where(and(eq(serials.status, 'REVOKED'), gt(serials.revokedAt, cutoff), or(isNull(serials.expiresAt), gt(serials.expiresAt, now))))
       .orderBy(asc(serials.id))
     return rows.map((r) => r.id)

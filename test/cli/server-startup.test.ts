@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { lockDataDir } from '../../src/platform/database.ts'
 import { databaseUrl } from '../helper.ts'
 
@@ -22,7 +22,7 @@ async function start (t: { teardown (fn: () => unknown): void }, env: Record<str
     .then(() => ({ code: 0, stderr: '' }), (error: { code: number, stderr: string }) => ({ code: error.code, stderr: error.stderr }))
 }
 
-function oneLine (t: Tap.Test, result: { code: number, stderr: string }, cause: RegExp) {
+function oneLine (t: Test, result: { code: number, stderr: string }, cause: RegExp) {
   t.equal(result.code, 1, 'exit code 1')
   const lines = result.stderr.trim().split('\n')
   t.equal(lines.length, 1, `one line: ${result.stderr}`)

@@ -22,7 +22,7 @@ function switchableFetch () {
   return { state, fetch: fetchImpl }
 }
 
-async function listen (t: Tap.Test, app: FastifyInstance): Promise<string> {
+async function listen (app: FastifyInstance): Promise<string> {
   await app.listen({ port: 0, host: '127.0.0.1' })
   const address = app.server.address() as { port: number }
   return `http://127.0.0.1:${address.port}`
@@ -35,7 +35,7 @@ async function publicKeyOf (baseUrl: string): Promise<{ pem: string, jwk: { kty:
 for (const algorithm of ['RSA-PSS-4096', 'ED25519'] as const) {
   t.test(`${algorithm}: validate verifies the signed answer and serves it stale while offline`, async (t) => {
     const app = await build(t, { env: { SIGNING_ALGORITHM: algorithm } })
-    const baseUrl = await listen(t, app)
+    const baseUrl = await listen(app)
     const key = await publicKeyOf(baseUrl)
     const client = await createClient(app)
     const serial = await createSerial(app, client.id, { maxUsageCount: 1 })
@@ -77,7 +77,7 @@ for (const algorithm of ['RSA-PSS-4096', 'ED25519'] as const) {
 
 t.test('checkout, verifyOffline and the signed revocation list', async (t) => {
   const app = await build(t, { env: { SIGNING_ALGORITHM: 'ED25519' } })
-  const baseUrl = await listen(t, app)
+  const baseUrl = await listen(app)
   const key = await publicKeyOf(baseUrl)
   const client = await createClient(app)
   const serial = await createSerial(app, client.id, { maxUsageCount: 2 })
@@ -131,11 +131,12 @@ t.test('checkout, verifyOffline and the signed revocation list', async (t) => {
   t.equal((await fetch(`${baseUrl}/api/v1/revocations`, { headers: { 'if-none-match': raw.headers.get('etag')! } })).status, 304)
 
   await t.rejects(sdk.checkout(serial.serialNumber, 7), { code: 'HTTP_ERROR', serverCode: 'FORBIDDEN' }, 'no certificate for a revoked serial')
+  await t.rejects(sdk.checkout(keep.serialNumber, 0), { code: 'HTTP_ERROR', serverCode: 'VALIDATION_ERROR' }, 'ttlDays out of range')
 })
 
 t.test('heartbeats keep a floating seat and stop when it is gone', async (t) => {
   const app = await build(t, { env: { SIGNING_ALGORITHM: 'ED25519' } })
-  const baseUrl = await listen(t, app)
+  const baseUrl = await listen(app)
   const key = await publicKeyOf(baseUrl)
   const policy = await gqlOk<{ createPolicy: { id: string } }>(app, 'mutation ($input: CreatePolicyInput!) { createPolicy(input: $input) { id } }',
     { input: { name: 'floating', maxDevices: 1, floating: true, heartbeatSeconds: 60, heartbeatGraceSeconds: 0 } })

@@ -48,7 +48,8 @@ t.test('GET /metrics: contract names, route templates, business counters', async
   t.ok(sample(res.body, 'http_request_duration_seconds_count', { route: '/api/v1/serials/validate', method: 'POST', status_code: '200' }) >= 3, 'labelled by route template')
   t.ok(sample(res.body, 'http_request_duration_seconds_count', { route: '/graphql' }) >= 1, 'GraphQL requests are timed too')
   t.notMatch(res.body, /route="\/api\/v1\/serials\/validate\?/, 'never the raw URL')
-  t.equal(sample(res.body, 'graphql_operation_duration_seconds_count', { operation_type: 'query', operation_name: 'Dashboard' }), 1)
+  // operation_name is bounded: the root field (`me`), never the caller's chosen name (Dashboard).
+  t.equal(sample(res.body, 'graphql_operation_duration_seconds_count', { operation_type: 'query', operation_name: 'me' }), 1)
 })
 
 t.test('METRICS_TOKEN protects /metrics', async (t) => {

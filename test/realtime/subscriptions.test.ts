@@ -29,7 +29,7 @@ async function until (fn: () => boolean, ms = 5000): Promise<void> {
   }
 }
 
-const USAGE = 'subscription ($c: ID, $s: ID, $after: String) { usageRecorded(clientId: $c, serialId: $s, after: $after) { id serialId deviceId quantity seq } }'
+const USAGE = 'subscription ($c: ID, $s: ID, $after: Seq) { usageRecorded(clientId: $c, serialId: $s, after: $after) { id serialId deviceId quantity seq } }'
 
 t.test('usage recorded on instance B reaches a subscriber on instance A', async (t) => {
   const [a, b] = await buildPair(t)

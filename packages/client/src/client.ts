@@ -214,9 +214,11 @@ export function createLicenseClient (options: LicenseClientOptions): LicenseClie
   let serverOffsetMs = 0
 
   const key = (): Promise<VerificationKey> => {
-    keyPromise ??= importVerificationKey(options.publicKey)
-    // A failed import is not cached, so a later call reports the same clear error.
-    keyPromise.catch(() => { keyPromise = undefined })
+    if (!keyPromise) {
+      keyPromise = importVerificationKey(options.publicKey)
+      // A failed import is not cached, so a later call reports the same clear error.
+      keyPromise.catch(() => { keyPromise = undefined })
+    }
     return keyPromise
   }
 
@@ -292,6 +294,12 @@ export function createLicenseClient (options: LicenseClientOptions): LicenseClie
 
   function serverError (body: unknown): { serverCode?: string, message?: string } {
     if (!isObject(body)) return {}
+    // GraphQL errors carry the contract's fields in `extensions`.
+    if (Array.isArray(body.errors) && isObject(body.errors[0])) {
+      const first = body.errors[0]
+      const extensions = isObject(first.extensions) ? first.extensions : {}
+      return { ...(typeof extensions.code === 'string' ? { serverCode: extensions.code } : {}), ...(typeof first.message === 'string' ? { message: first.message } : {}) }
+    }
     return { ...(typeof body.code === 'string' ? { serverCode: body.code } : {}), ...(typeof body.message === 'string' ? { message: body.message } : {}) }
   }
 
@@ -520,6 +528,8 @@ export function createLicenseClient (options: LicenseClientOptions): LicenseClie
       for (const id of list.list.serials) revoked.add(id)
     }
 
+    // Again: the list just read may have carried a later trusted time.
+    if (clockTampered()) return { valid: false, reason: 'CLOCK_TAMPERED', message: 'the local clock is behind the revocation list' }
     const failure = checkLicenseClaims(payload, { deviceId, now: now(), revoked })
     // An iat ahead of the local clock is a time the service vouched for: the clock is behind.
     if (failure === 'NOT_YET_VALID') return { valid: false, reason: 'CLOCK_TAMPERED', message: 'the certificate was issued after the local time' }

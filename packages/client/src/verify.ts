@@ -172,10 +172,10 @@ export type PublicKeyInput = string | { kty: string, [field: string]: unknown }
 const ED25519_OID = [0x06, 0x03, 0x2b, 0x65, 0x70]
 const RSA_OID = [0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01]
 
+/** Whether the algorithm identifier near the start of an SPKI holds this OID. */
 function contains (bytes: Uint8Array, pattern: number[]): boolean {
-  outer: for (let i = 0; i + pattern.length <= Math.min(bytes.length, 64); i++) {
-    for (let j = 0; j < pattern.length; j++) if (bytes[i + j] !== pattern[j]) continue outer
-    return true
+  for (let i = 0; i + pattern.length <= Math.min(bytes.length, 64); i++) {
+    if (pattern.every((b, j) => bytes[i + j] === b)) return true
   }
   return false
 }
