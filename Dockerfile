@@ -1,9 +1,13 @@
 # syntax=docker/dockerfile:1
 FROM node:20.20-bookworm-slim AS build
 WORKDIR /app
+# The client SDK is an npm workspace: its package.json must be there for npm ci, its source for the
+# build (the server's certificate verifier is the SDK's).
 COPY package.json package-lock.json ./
+COPY packages/client/package.json ./packages/client/
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY packages/client/src ./packages/client/src
 COPY src ./src
 COPY schema ./schema
 RUN npm run build
@@ -15,6 +19,7 @@ ENV NODE_ENV=production API_HOST=0.0.0.0 API_PORT=3000 DATA_DIR=/data
 ENV NODE_OPTIONS=--max-old-space-size=192
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY packages/client/package.json ./packages/client/
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY migrations ./migrations

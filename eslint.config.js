@@ -1,7 +1,7 @@
 import neostandard from 'neostandard'
 
 export default [
-  ...neostandard({ ts: true, ignores: ['dist/**', 'migrations/**', 'data/**', '.tap/**', 'coverage/**', 'bench/results/**', 'scratch/**'] }),
+  ...neostandard({ ts: true, ignores: ['dist/**', 'packages/*/dist/**', 'migrations/**', 'data/**', '.tap/**', 'coverage/**', 'bench/results/**', 'scratch/**'] }),
   {
     rules: {
       '@typescript-eslint/no-explicit-any': 'off',

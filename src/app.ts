@@ -1,6 +1,6 @@
 // buildApp(config): the whole service as a Fastify instance. The server and the tests call this.
 import { randomUUID } from 'node:crypto'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify'
 import helmet from '@fastify/helmet'
 import rateLimit from '@fastify/rate-limit'
 import websocket from '@fastify/websocket'
@@ -51,6 +51,11 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     pluginTimeout: 60_000,
     // Timeouts, oversized headers and malformed requests answered by Node's parser: contract JSON too.
     clientErrorHandler,
+    // A URL the router cannot decode (`%ff`, a lone `%`) is bad input in the contract's format.
+    frameworkErrors: (error, _request, reply) => {
+      const body = new ValidationError(error.code === 'FST_ERR_BAD_URL' ? 'Malformed URL' : 'Malformed request').toBody()
+      void (reply as FastifyReply).code(400).send(body)
+    },
     ...(tracingEnabled() ? { serverFactory: tracedServerFactory } : {})
   })
   if (tracingEnabled()) app.addHook('onRequest', async (request) => nameRequestSpan(request.method, request.routeOptions.url))

@@ -1,7 +1,7 @@
 // Devices hold a serial's slots. Activation, release and culling lock the serial row first (then
 // device rows), so the active-device count and the device rows never disagree and two of them
 // never wait on each other in opposite orders.
-import { and, asc, eq, gt, gte, inArray, sql } from 'drizzle-orm'
+import { and, asc, eq, gt, inArray, sql } from 'drizzle-orm'
 import { z } from 'zod'
 import { clients, deviceActivations, devices, serials } from '../../schema/index.ts'
 import { appendAudit } from '../audit/audit-log.ts'

@@ -71,26 +71,26 @@ export function DepthLimitRule (context: ValidationContext): ASTVisitor {
 
   // Depth of a selection set's deepest field below it; `seen` guards fragment cycles (reported by
   // NoFragmentCyclesRule, which runs alongside).
-  function depthOf (set: SelectionSetNode, seen: Set<string>, introspection: { deepest: number }, inIntrospection: boolean, level: number): number {
+  function depthOf (set: SelectionSetNode, seen: Set<string>, introspection: { deepest: number }, inIntrospection: boolean): number {
     let deepest = 0
     for (const s of set.selections) {
       let d = 0
       if (s.kind === Kind.FIELD) {
         const entering = !inIntrospection && INTROSPECTION_FIELDS.has(s.name.value)
         if (entering) {
-          const below = s.selectionSet ? depthOf(s.selectionSet, seen, introspection, true, 1) : 0
+          const below = s.selectionSet ? depthOf(s.selectionSet, seen, introspection, true) : 0
           introspection.deepest = Math.max(introspection.deepest, 1 + below)
           continue
         }
-        d = 1 + (s.selectionSet ? depthOf(s.selectionSet, seen, introspection, inIntrospection, level + 1) : 0)
+        d = 1 + (s.selectionSet ? depthOf(s.selectionSet, seen, introspection, inIntrospection) : 0)
       } else if (s.kind === Kind.INLINE_FRAGMENT) {
-        d = depthOf(s.selectionSet, seen, introspection, inIntrospection, level)
+        d = depthOf(s.selectionSet, seen, introspection, inIntrospection)
       } else {
         const name = s.name.value
         const fragment = fragments.get(name)
         if (!fragment || seen.has(name)) continue
         seen.add(name)
-        d = depthOf(fragment.selectionSet, seen, introspection, inIntrospection, level)
+        d = depthOf(fragment.selectionSet, seen, introspection, inIntrospection)
         seen.delete(name)
       }
       deepest = Math.max(deepest, d)
@@ -101,7 +101,7 @@ export function DepthLimitRule (context: ValidationContext): ASTVisitor {
   return {
     OperationDefinition (node) {
       const introspection = { deepest: 0 }
-      const depth = depthOf(node.selectionSet, new Set(), introspection, false, 1)
+      const depth = depthOf(node.selectionSet, new Set(), introspection, false)
       const name = node.name?.value ?? 'anonymous'
       if (depth > QUERY_DEPTH) context.reportError(new GraphQLError(`Operation ${name} has depth ${depth}; the limit is ${QUERY_DEPTH}`, { nodes: [node] }))
       if (introspection.deepest > INTROSPECTION_DEPTH) {

@@ -4,7 +4,7 @@
 import fp from 'fastify-plugin'
 import mercurius from 'mercurius'
 import { GraphQLError, NoSchemaIntrospectionCustomRule, getOperationAST, type ExecutionResult, type ValidationRule } from 'graphql'
-import { createLoaders, type GraphQLContext } from './context.ts'
+import type { GraphQLContext } from './context.ts'
 import {
   checkDocumentWork, DepthLimitRule, metricOperationName, PARSE_OPTIONS, QUERY_DEPTH, selectOperation, type Variables
 } from './document-limits.ts'
@@ -24,7 +24,7 @@ const ROOT_FIELDS: ReadonlySet<string> = new Set([schema.getQueryType(), schema.
   .flatMap((type) => type ? Object.keys(type.getFields()) : []))
 
 export default fp(async (app) => {
-  const { config, services } = app.deps
+  const { config } = app.deps
   const validationRules: ValidationRule[] = config.introspection ? [DepthLimitRule] : [DepthLimitRule, NoSchemaIntrospectionCustomRule]
   const format: FormatOptions = { log: app.log, hideSuggestions: !config.introspection }
 
@@ -39,14 +39,6 @@ export default fp(async (app) => {
     jit: 1,
     graphql: { parseOptions: PARSE_OPTIONS },
     validationRules,
-    context: (request) => ({
-      actor: request.actor,
-      meta: { ip: request.ip, requestId: request.id },
-      services,
-      loaders: createLoaders(services, request.actor),
-      issueToken: app.issueToken,
-      request
-    }),
     errorFormatter: (execution: ExecutionResult & { errors: readonly GraphQLError[] }, ctx: unknown) => {
       const context = ctx as Partial<GraphQLContext>
       const { errors } = formatErrors(execution.errors, { ...format, log: context.request?.log ?? app.log })

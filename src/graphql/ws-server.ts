@@ -10,7 +10,7 @@ import { makeServer, handleProtocols, CloseCode, type Context } from 'graphql-ws
 import { GraphQLError, parse, subscribe, validate, specifiedRules, type DocumentNode, type ExecutionArgs, type ExecutionResult, type ValidationRule } from 'graphql'
 import type { WebSocket } from 'ws'
 import { bearerToken, type Actor } from '../platform/auth.ts'
-import { toContractError } from '../platform/errors.ts'
+import { RateLimitError, toContractError } from '../platform/errors.ts'
 import { createLoaders, type GraphQLContext } from './context.ts'
 import { checkDocumentText, PARSE_OPTIONS, selectOperation } from './document-limits.ts'
 import { formatErrors, type FormatOptions } from './graphql-errors.ts'
@@ -18,8 +18,8 @@ import { createOperationPubSub, type OperationPubSub } from './pubsub.ts'
 
 /** Largest setTimeout delay Node honours, in ms; longer expiries re-arm. */
 const MAX_TIMER_MS = 2_147_483_647
-/** Operations one socket may run at once. */
-export const MAX_OPERATIONS_PER_SOCKET = 100
+/** Subscriptions one socket may hold open at once. */
+export const MAX_SUBSCRIPTIONS_PER_SOCKET = 100
 /** Keep-alive ping period, in ms; a socket that misses a pong for as long is terminated. */
 const KEEP_ALIVE_MS = 12_000
 
@@ -107,7 +107,7 @@ export function createWsHandler (app: FastifyInstance, options: WsServerOptions)
     },
     onSubscribe: async (ctx, id, payload) => {
       const extra = ctx.extra
-      if (extra.operations.size >= MAX_OPERATIONS_PER_SOCKET) return errorsOf([new GraphQLError(`At most ${MAX_OPERATIONS_PER_SOCKET} operations per connection`, { extensions: { code: 'RATE_LIMITED' } })])
+      if (extra.operations.size >= MAX_SUBSCRIPTIONS_PER_SOCKET) return errorsOf([new RateLimitError(60, `At most ${MAX_SUBSCRIPTIONS_PER_SOCKET} subscriptions per connection`)])
       let document: DocumentNode
       try {
         if (typeof payload.query !== 'string') throw new GraphQLError('query must be a string')

@@ -49,6 +49,12 @@ for (const algorithm of ['RSA-PSS-4096', 'ED25519'] as const) {
     t.ok(Math.abs(sdk.trustedTime() - Date.parse(first.serverTime)) === 0, 'serverTime of a signed answer becomes the trusted time')
     t.ok([...storage.map.keys()].every((k) => !k.includes(serial.serialNumber.replace(/-/g, ''))), 'storage keys never hold the serial number')
 
+    // Every signed field filled in: an expiry, a demo, several free slots.
+    const demo = await createSerial(app, client.id, { maxUsageCount: 3, isDemo: true, expiresAt: new Date(Date.now() + 5 * 86_400_000 + 123).toISOString() })
+    const demoAnswer = await sdk.validate(demo.serialNumber.toLowerCase().replace(/-/g, ' '))
+    t.match(demoAnswer, { valid: true, isDemo: true, remainingDevices: 2, stale: false })
+    t.match(demoAnswer.expiresAt, /\.\d{3}Z$/)
+
     // The same key as JWK works too, and a second device finds the single slot taken.
     const other = createLicenseClient({ baseUrl, publicKey: key.jwk, deviceId: 'laptop-2', storage: memoryStorage(), fetch: net.fetch })
     t.match(await other.validate(serial.serialNumber), { valid: false, code: 'TOO_MANY_DEVICES', stale: false })

@@ -124,3 +124,12 @@ t.test('200 concurrent activations on two instances while leases lapse: exactly 
     t.equal((await restValidate(b, { serialNumber: serial.serialNumber, deviceId: d })).body.code, 'VALID', `${d} kept its seat`)
   }
 })
+
+t.test('heartbeats share the per-IP validation budget (REST and GraphQL)', async (t) => {
+  const app = await build(t, { env: { VALIDATE_RATE_LIMIT: '3' } })
+  const serial = await floatingSerial(app, 1)
+  t.equal((await heartbeat(app, { serialNumber: serial.serialNumber, deviceId: 'a' })).status, 200)
+  t.equal((await heartbeat(app, { serialNumber: serial.serialNumber, deviceId: 'a' })).status, 200)
+  t.equal((await gqlOk(app, HEARTBEAT, { input: { serialNumber: serial.serialNumber, deviceId: 'a' } }, null)).heartbeat.alive, true)
+  t.equal((await heartbeat(app, { serialNumber: serial.serialNumber, deviceId: 'a' })).status, 429, 'the fourth public call in the minute is refused')
+})
