@@ -52,7 +52,7 @@ const UpdateClientInput = builder.inputType('UpdateClientInput', {
     id: t.id({ description: 'The client to change (cli_…)', required: true }),
     name: t.string({ description: 'New display name' }),
     contactEmail: t.string({ description: 'New contact address' }),
-    quotaPerMinute: t.int({ description: 'New requests-per-minute quota; null = no quota' })
+    quotaPerMinute: t.int({ description: 'New requests-per-minute quota; null = no quota (ADMIN only)' })
   })
 })
 
@@ -89,7 +89,7 @@ builder.mutationFields((t) => ({
     resolve: (_root, { input }, ctx) => ctx.services.clients.create(ctx.actor, ctx.meta, input)
   }),
   updateClient: t.field({
-    description: 'Changes a client\'s name, contact or quota (a MANAGER: only its own client)',
+    description: 'Changes a client\'s name, contact or quota (a MANAGER: only its own client\'s name and contact; its quota is FORBIDDEN)',
     type: ClientRef,
     authScopes: { writer: true },
     args: { input: t.arg({ type: UpdateClientInput, required: true, description: 'The client and its changes' }) },

@@ -52,7 +52,7 @@ export function checkDocumentText (source: string): void {
       }
     } else if (c === 123 || c === 91 || c === 40) {
       if (++depth > MAX_NESTING) throw new ValidationError(`Document nesting exceeds the limit of ${MAX_NESTING}`)
-    } else if (c === 125 || c === 93 || c === 41) {
+    } else if ((c === 125 || c === 93 || c === 41) && depth > 0) {
       depth--
     }
   }

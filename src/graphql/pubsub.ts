@@ -23,7 +23,7 @@ export function createOperationPubSub (emitter: MQEmitter): OperationPubSub {
       const pending: unknown[] = []
       let waiting: ((result: IteratorResult<unknown>) => void) | null = null
       let ended = false
-      const listener: Listener = (message, done) => {
+      const deliver: Listener = (message, done) => {
         if (!ended) {
           if (waiting) { const w = waiting; waiting = null; w({ value: message.payload, done: false }) } else if (pending.length >= MAX_PENDING_EVENTS) end()
           else pending.push(message.payload)
@@ -34,12 +34,15 @@ export function createOperationPubSub (emitter: MQEmitter): OperationPubSub {
         if (ended) return
         ended = true
         streams.delete(end)
-        for (const topic of list) emitter.removeListener(topic, listener as never)
+        for (const [topic, listener] of listeners) emitter.removeListener(topic, listener as never)
         pending.length = 0
         if (waiting) { const w = waiting; waiting = null; w({ value: undefined, done: true }) }
       }
+      // One function per topic: mqemitter-redis's prefixed emitter keeps one proxy per function,
+      // so a function shared by two topics could not be removed from the first.
+      const listeners = list.map((topic): [string, Listener] => [topic, (message, done) => deliver(message, done)])
       // Resolves once every topic is subscribed (for Redis: SUBSCRIBE acknowledged).
-      await Promise.all(list.map((topic) => new Promise<void>((resolve) => emitter.on(topic, listener as never, () => resolve()))))
+      await Promise.all(listeners.map(([topic, listener]) => new Promise<void>((resolve) => emitter.on(topic, listener as never, () => resolve()))))
       streams.add(end)
       if (closed) end()
       const iterator: AsyncIterableIterator<unknown> = {

@@ -161,8 +161,13 @@ function watchHealth (emitter: MQEmitter, subConn: Redis): Health {
   const silent = () => set(false)
   subConn.on('close', silent)
   subConn.on('end', silent)
+  let lastTick = Date.now()
   const timer = setInterval(() => {
-    if (healthy && (subConn.status !== 'ready' || Date.now() - lastBeat > SILENT_AFTER_MS)) set(false)
+    const now = Date.now()
+    // After a stalled event loop the echo may be waiting unread in the socket: judge next tick.
+    const late = now - lastTick > 2 * HEARTBEAT_MS
+    lastTick = now
+    if (healthy && (subConn.status !== 'ready' || (!late && now - lastBeat > SILENT_AFTER_MS))) set(false)
     emitter.emit({ topic, payload: null }, () => { /* a failed heartbeat is what silence looks like */ })
   }, HEARTBEAT_MS)
   timer.unref()

@@ -54,7 +54,7 @@ export function jsonTooDeep (text: string, max = MAX_JSON_DEPTH): boolean {
   return false
 }
 
-/** Depth of an already parsed value (GraphQL literals, CLI input), iterative for the same reason. */
+/** Whether a parsed value nests deeper than `max`: iterative, so any depth is measured safely. */
 export function valueTooDeep (value: unknown, max = MAX_JSON_DEPTH): boolean {
   const stack: Array<[unknown, number]> = [[value, 0]]
   while (stack.length > 0) {
@@ -64,4 +64,16 @@ export function valueTooDeep (value: unknown, max = MAX_JSON_DEPTH): boolean {
     for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, d + 1])
   }
   return false
+}
+
+/**
+ * A JSON object field (`metadata`, `deviceInfo`) of at most `maxBytes` as JSON and MAX_JSON_DEPTH
+ * levels. The depth is checked first and without recursion: a value that arrived by another path
+ * than an HTTP body (a WebSocket message, a GraphQL literal, the CLI) never reaches JSON.stringify
+ * or PostgreSQL's recursive jsonb parser too deep.
+ */
+export function jsonObjectInput (maxBytes: number) {
+  return z.record(z.string(), z.unknown())
+    .refine((m) => !valueTooDeep(m), { message: `must nest at most ${MAX_JSON_DEPTH} levels`, abort: true })
+    .refine((m) => Buffer.byteLength(JSON.stringify(m)) <= maxBytes, `must be at most ${maxBytes / 1024} KiB as JSON`)
 }

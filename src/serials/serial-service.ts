@@ -13,7 +13,7 @@ import type { Executor } from '../platform/database.ts'
 import { newId } from '../platform/ids.ts'
 import { withIdempotency } from '../platform/idempotency.ts'
 import { decodeCursor, pageSize, toPage, type Page, type PageArgs } from '../platform/pagination.ts'
-import { dateInput, idempotencyKeyInput, parseInput } from '../platform/validation.ts'
+import { dateInput, idempotencyKeyInput, jsonObjectInput, parseInput } from '../platform/validation.ts'
 import { policyExpiry } from '../policies/policy-rules.ts'
 import type { ValidationService } from '../validation/validation-service.ts'
 import { formatSerialNumber, generateSerialNumber, maskSerialNumber, normaliseSerialNumber } from './serial-number.ts'
@@ -46,7 +46,7 @@ export interface SerialView {
 
 export const DEMO_DAYS = 14
 const DAY_MS = 86_400_000
-const metadataSchema = z.record(z.string(), z.unknown()).refine((m) => Buffer.byteLength(JSON.stringify(m)) <= 4096, 'must be at most 4 KiB as JSON')
+const metadataSchema = jsonObjectInput(4096)
 const maxUsage = z.number().int().min(1).max(100_000)
 const idempotencyKey = idempotencyKeyInput.optional().nullable()
 

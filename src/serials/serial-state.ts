@@ -3,6 +3,7 @@
 // cases (and the serial use cases need neither of them).
 import { z } from 'zod'
 import type { serials } from '../../schema/index.ts'
+import { jsonObjectInput } from '../platform/validation.ts'
 import type { SerialState } from './serial-rules.ts'
 
 export type SerialRow = typeof serials.$inferSelect
@@ -14,7 +15,7 @@ export const deviceCacheKey = (serialId: string, deviceId: string) => `d:${seria
 export const policyCacheKey = (policyId: string) => `p:${policyId}`
 
 export const deviceIdSchema = z.string().trim().min(1).max(128).regex(/^[\x20-\x7E]+$/, 'must be printable ASCII')
-export const deviceInfoSchema = z.record(z.string(), z.unknown()).refine((m) => Buffer.byteLength(JSON.stringify(m)) <= 2048, 'must be at most 2 KiB as JSON')
+export const deviceInfoSchema = jsonObjectInput(2048)
 
 export function stateOf (row: SerialRow, clientNumber: string): SerialState {
   return {

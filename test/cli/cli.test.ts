@@ -50,7 +50,6 @@ t.test('create-api-key prints a working key once; verify-audit-log reports the c
   const broken = capture()
   t.equal(await runCli(['verify-audit-log'], env, broken.io), 1, 'exit code 1 on a broken chain')
   t.match(JSON.parse(broken.out[0]!), { valid: false, firstBrokenId: /^aud_/ })
-
 })
 
 t.test('help, unknown commands and bad arguments: answered before any configuration or database', async (t) => {

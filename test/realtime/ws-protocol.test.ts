@@ -110,3 +110,31 @@ t.test('queries, mutations and errors over the socket with the graphql-ws client
   const bulk = await once(`mutation { ${['a', 'b', 'c'].map((a) => `${a}: createSerials(input: { clientId: "${c.id}", count: 10000 }) { count }`).join(' ')} }`) as ExecutionResult<any>
   t.equal((bulk.errors?.[0] as any)?.extensions?.code, 'VALIDATION_ERROR', 'work bound applies over the socket')
 })
+
+t.test('a finished subscription leaves no listener on the event bus (complete or socket close)', async (t) => {
+  const app = await build(t, { background: false })
+  const url = await listen(app)
+  const c = await createClient(app)
+  // mqemitter-redis prefixes topics per deployment (here: per test run).
+  const topic = `${app.deps.config.redis ? `${app.deps.config.redis.prefix}/` : ''}event/serial.suspended/${c.id}`
+  const matcher = (app.deps.bus.emitter as unknown as { _matcher: { match (topic: string): unknown[] } })._matcher
+  const listeners = () => matcher.match(topic).length
+  const baseline = listeners()
+  const until = async (fn: () => boolean) => { for (let i = 0; i < 400 && !fn(); i++) await new Promise((resolve) => setTimeout(resolve, 25)) }
+
+  const client = wsClient({ url, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${ADMIN_KEY}` }, retryAttempts: 0 })
+  t.teardown(() => client.dispose())
+  const query = 'subscription ($c: ID) { serialChanged(clientId: $c) { type } }'
+  const stop = client.subscribe({ query, variables: { c: c.id } }, { next: () => {}, error: () => {}, complete: () => {} })
+  await until(() => listeners() > baseline)
+  t.ok(listeners() > baseline, 'subscribed on the bus')
+  stop() // sends `complete` while the stream waits for its next event
+  await until(() => listeners() === baseline)
+  t.equal(listeners(), baseline, 'complete removes the listener')
+
+  client.subscribe({ query, variables: { c: c.id } }, { next: () => {}, error: () => {}, complete: () => {} })
+  await until(() => listeners() > baseline)
+  await client.dispose()
+  await until(() => listeners() === baseline)
+  t.equal(listeners(), baseline, 'closing the socket removes the listener')
+})

@@ -2,7 +2,7 @@
 // (expiresAt), and app.onCredentialRevoked fires on every instance when a key is revoked.
 import t from 'tap'
 import { ANONYMOUS } from '../../src/platform/auth.ts'
-import { ADMIN_KEY, build, buildPair, createClient, databaseUrl, gqlOk } from '../helper.ts'
+import { ADMIN_KEY, build, buildPair, createClient, gqlOk, realBackends } from '../helper.ts'
 
 const CREATE = 'mutation ($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret apiKey { id expiresAt } } }'
 const REVOKE = 'mutation ($id: ID!) { revokeApiKey(input: { id: $id }) { id revokedAt } }'
@@ -72,7 +72,7 @@ t.test('onCredentialRevoked fires once per revocation on the revoking instance, 
   t.same(heard, [key.id], 'an unsubscribed listener hears nothing more')
 })
 
-t.test('onCredentialRevoked fires on every instance', { skip: databaseUrl ? false : 'needs TEST_DATABASE_URL and TEST_REDIS_URL (two instances)' }, async (t) => {
+t.test('onCredentialRevoked fires on every instance', { skip: realBackends ? false : 'needs TEST_DATABASE_URL and TEST_REDIS_URL (two instances)' }, async (t) => {
   const [a, b] = await buildPair(t, { background: false })
   const key = await newKey(a, { role: 'AUDITOR' })
   const onA: string[] = []

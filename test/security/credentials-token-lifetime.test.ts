@@ -2,7 +2,7 @@
 // key ends its tokens on every instance, and a token must carry an exp within the issue bound.
 import { createHmac } from 'node:crypto'
 import t from 'tap'
-import { ADMIN_KEY, build, buildPair, databaseUrl, gql, gqlOk } from '../helper.ts'
+import { ADMIN_KEY, build, buildPair, gql, gqlOk, realBackends } from '../helper.ts'
 
 const CREATE = 'mutation ($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret apiKey { id } } }'
 const REVOKE = 'mutation ($id: ID!) { revokeApiKey(input: { id: $id }) { id } }'
@@ -83,7 +83,7 @@ t.test('a token without exp, or with a lifetime beyond the issue bound, is refus
 })
 
 t.test('a revocation on one instance ends the key\'s tokens on the other, also for an instance started later', {
-  skip: databaseUrl ? false : 'needs TEST_DATABASE_URL and TEST_REDIS_URL (two instances)'
+  skip: realBackends ? false : 'needs TEST_DATABASE_URL and TEST_REDIS_URL (two instances)'
 }, async (t) => {
   const [a, b] = await buildPair(t, { background: false })
   const key = await newKey(a)

@@ -1,8 +1,10 @@
 // Slow, stalled and oversized requests over a real socket: each gets its status (408, 413, 431)
 // with the contract's JSON body, and the connection is closed instead of held open.
+import { once } from 'node:events'
 import { connect } from 'node:net'
+import WebSocket from 'ws'
 import t from 'tap'
-import { build } from '../helper.ts'
+import { ADMIN_KEY, build } from '../helper.ts'
 
 interface RawAnswer { status: number, body: Record<string, unknown> | null, raw: string }
 
@@ -78,4 +80,19 @@ t.test('slow and stalled requests get a contract-format 408; big headers 431; bi
 
   const health = await fetch(`http://127.0.0.1:${port}/health`)
   t.equal(health.status, 200, 'the service still answers')
+
+  // REQUEST_TIMEOUT bounds receiving a request, not a connection's life: an upgraded WebSocket
+  // stays open past it (the timeouts are checked every second).
+  const socket = new WebSocket(`ws://127.0.0.1:${port}/graphql`, 'graphql-transport-ws')
+  await once(socket, 'open')
+  const messages: string[] = []
+  socket.on('message', (data) => messages.push(String(data)))
+  socket.on('close', (code, reason) => messages.push(`close ${code} ${String(reason)}`))
+  socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${ADMIN_KEY}` } }))
+  await sleep(3500)
+  t.equal(socket.readyState, WebSocket.OPEN, `a WebSocket outlives REQUEST_TIMEOUT ${messages.join(' | ')}`)
+  socket.send(JSON.stringify({ type: 'ping' }))
+  await sleep(300)
+  t.ok(messages.some((m) => m.includes('"pong"')), 'and still answers')
+  socket.close()
 })

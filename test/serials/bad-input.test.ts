@@ -2,6 +2,7 @@
 import { sql } from 'drizzle-orm'
 import t from 'tap'
 import { queryRows } from '../../src/platform/database.ts'
+import { jsonTooDeep, valueTooDeep } from '../../src/platform/validation.ts'
 import { ADMIN_KEY, build, createClient, createSerial, gql, restValidate } from '../helper.ts'
 
 const CREATE = 'mutation ($input: CreateSerialInput!) { createSerial(input: $input) { serialNumber } }'
@@ -164,4 +165,21 @@ t.test('deeply nested JSON bodies answer VALIDATION_ERROR, not a stack overflow'
   t.equal(brackets.statusCode, 200, 'brackets inside strings do not count as nesting')
   const shallow = await restValidate(app, { serialNumber: serial.serialNumber, deviceId: 'd2', deviceInfo: JSON.parse(nested(10)) })
   t.equal(shallow.status, 200, 'ten levels are fine')
+})
+
+t.test('nesting bounds hold on already parsed values too (WebSocket messages, GraphQL literals)', async (t) => {
+  const app = await build(t)
+  const client = await createClient(app)
+  let deepValue: Record<string, unknown> = {}
+  for (let i = 0; i < 100_000; i++) deepValue = { a: deepValue }
+  t.equal(valueTooDeep(deepValue), true, '100,000 levels are measured without a stack overflow')
+  t.equal(jsonTooDeep('['.repeat(100_000)), true)
+  t.equal(jsonTooDeep('{"a":"' + '['.repeat(100) + '"}'), false, 'brackets in strings are not nesting')
+  t.equal(jsonTooDeep('{"a":"\\"' + '['.repeat(100) + '"}'), false, 'nor after an escaped quote')
+
+  let literal = '1'
+  for (let i = 0; i < 40; i++) literal = `{a: ${literal}}`
+  const res = await gql(app, `mutation { createSerial(input: {clientId: "${client.id}", metadata: ${literal}}) { serialNumber } }`)
+  t.equal(res.errors?.[0]?.extensions.code, 'VALIDATION_ERROR', 'metadata 40 levels deep as a GraphQL literal')
+  t.not(res.status, 500)
 })
