@@ -57,8 +57,10 @@ export function signedPayload (r: ValidationResult, deviceId: string): string {
   return canonicalJson({
     code: r.code,
     deviceId,
+    entitlements: r.entitlements,
     expiresAt: r.expiresAt ? r.expiresAt.toISOString() : null,
     isDemo: r.isDemo,
+    leaseExpiresAt: r.leaseExpiresAt ? r.leaseExpiresAt.toISOString() : null,
     nonce: r.nonce,
     remainingDevices: r.remainingDevices,
     serverTime: r.serverTime.toISOString(),

@@ -12,8 +12,10 @@ function check (answer: Record<string, any>, deviceId: string, pem: string, algo
   const message = canonical({
     code: answer.code,
     deviceId,
+    entitlements: answer.entitlements ?? [],
     expiresAt: answer.expiresAt ?? null,
     isDemo: answer.isDemo ?? null,
+    leaseExpiresAt: answer.leaseExpiresAt ?? null,
     nonce: answer.nonce ?? null,
     remainingDevices: answer.remainingDevices ?? null,
     serverTime: answer.serverTime,
@@ -52,3 +54,18 @@ for (const algorithm of ['RSA-PSS-4096', 'ED25519']) {
     t.notOk('signature' in unsigned.body, 'no nonce, no signature')
   })
 }
+
+t.test('entitlements and the lease are signed: a client cannot be talked into more features', async (t) => {
+  const app = await build(t)
+  const { pem, algorithm } = (await app.inject({ method: 'GET', url: '/api/v1/public-key' })).json()
+  const policy = (await gqlOk(app, 'mutation ($input: CreatePolicyInput!) { createPolicy(input: $input) { id } }',
+    { input: { name: 'Signed floating', maxDevices: 1, floating: true, heartbeatSeconds: 60, entitlements: ['BASIC'] } })).createPolicy
+  const client = await createClient(app)
+  const serial = await createSerial(app, client.id, { policyId: policy.id })
+
+  const answer = (await restValidate(app, { serialNumber: serial.serialNumber, deviceId: 'pc', nonce: 'n-ent' })).body
+  t.match(answer, { valid: true, entitlements: ['BASIC'], leaseExpiresAt: String })
+  t.equal(check(answer, 'pc', pem, algorithm), true, 'the answer with its entitlements verifies')
+  t.equal(check({ ...answer, entitlements: ['BASIC', 'PRO'] }, 'pc', pem, algorithm), false, 'an added entitlement fails')
+  t.equal(check({ ...answer, leaseExpiresAt: '2099-01-01T00:00:00.000Z' }, 'pc', pem, algorithm), false, 'a stretched lease fails')
+})

@@ -121,8 +121,11 @@ export function canonicalJson (value: unknown): string {
 export interface SignedAnswerFields {
   valid: boolean
   code: string
+  /** Signed too, so a man in the middle cannot unlock features; absent in answers of old servers. */
+  entitlements?: string[]
   expiresAt: string | null
   isDemo: boolean | null
+  leaseExpiresAt?: string | null
   nonce: string
   remainingDevices: number | null
   serverTime: string
@@ -133,8 +136,10 @@ export function answerSigningInput (answer: SignedAnswerFields, deviceId: string
   return encoder.encode(canonicalJson({
     code: answer.code,
     deviceId,
+    entitlements: answer.entitlements ?? [],
     expiresAt: answer.expiresAt,
     isDemo: answer.isDemo,
+    leaseExpiresAt: answer.leaseExpiresAt ?? null,
     nonce: answer.nonce,
     remainingDevices: answer.remainingDevices,
     serverTime: answer.serverTime,
