@@ -62,6 +62,8 @@ export function createKeyRevocations ({ db, bus, onError = () => {} }: { db: Db,
   }
 
   async function publish (keyId: string): Promise<void> {
+    // A silent bus would hold the revocation until the publish times out; resync() sends it.
+    if (!bus.healthy()) { unsent.add(keyId); return }
     try {
       await bus.publish(KEY_REVOKED_TOPIC, { keyId })
       unsent.delete(keyId)

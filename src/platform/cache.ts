@@ -76,7 +76,11 @@ export async function createCache ({ redis: redisConfig, bus, stats = noStats, m
     if (redis) {
       try { await redis.del(...keys.map(ns)) } catch { sent = false }
     }
-    try { await bus.publish(INVALIDATE_TOPIC, { keys }) } catch { sent = false }
+    // A silent bus would hold the caller until the publish times out: queue it for recovery.
+    if (!bus.healthy()) sent = false
+    else {
+      try { await bus.publish(INVALIDATE_TOPIC, { keys }) } catch { sent = false }
+    }
     if (sent) for (const key of keys) unsent.delete(key)
     else for (const key of keys) unsent.add(key)
   }

@@ -1,5 +1,5 @@
 // Serial number value object: 24 Crockford base32 characters of randomness (120 bits) plus a
-// Luhn mod 32 check character, shown as five groups of five: 7KQ2M-X9D4T-0BHRW-5N8CF-J3VPA.
+// Luhn mod 32 check character, shown as five groups of five: 7KQ2M-X9Q4T-0BHRW-5N8CF-J3VPA.
 import { randomBytesPooled } from '../platform/random.ts'
 
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
