@@ -14,6 +14,7 @@ import { SerialModuleError } from './platform/errors.ts'
 import { createEventBus } from './platform/event-bus.ts'
 import { rotateEncryptionKey } from './platform/key-rotation.ts'
 import { createMetrics } from './platform/metrics.ts'
+import { checkSecretFingerprints, recordRotatedKeys, SecretMismatchError } from './operations/secret-fingerprints.ts'
 import { createSigner } from './platform/signing.ts'
 
 export interface CliIo { out (line: string): void, err (line: string): void }
@@ -57,6 +58,8 @@ const COMMANDS: Record<string, Command> = {
     check: (values) => !values.role ? '--role is required' : !values.name ? '--name is required' : undefined,
     async run ({ config, database, values, io }) {
       await database.migrate()
+      // With another pepper the key's hash would never be found by the servers.
+      await checkSecretFingerprints(database.db, config)
       // In-process cache and bus: the CLI only writes one row and its audit entry.
       const bus = createEventBus(undefined)
       const cache = await createCache({ redis: undefined, bus })
@@ -96,6 +99,8 @@ const COMMANDS: Record<string, Command> = {
       const keyring = createKeyring(config.encryptionKey, config.encryptionKeysPrevious)
       const reports = await rotateEncryptionKey(database.db, keyring, { batchSize: values.batch ? Number(values.batch) : 500 })
       for (const r of reports) io.out(`${r.table}.${r.column}: ${r.rotated} re-encrypted`)
+      // Only now is the new key the database's key (instances without it are refused from here on).
+      await recordRotatedKeys(database.db, config.encryptionKey, config.encryptionKeysPrevious)
       io.out(`all encrypted columns now use key ${keyring.currentKeyId}`)
       return 0
     }
@@ -179,6 +184,7 @@ export async function runCli (argv: string[], env: Record<string, string | undef
   try {
     return await command.run({ config, database, values, io })
   } catch (error) {
+    if (error instanceof SecretMismatchError) { io.err(`${name}: ${error.message}`); return 1 }
     if (error instanceof SerialModuleError) {
       io.err(`${error.code}: ${error.message}${error.details ? ` ${JSON.stringify(error.details)}` : ''}`)
       return 1

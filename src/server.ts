@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.ts'
 import { ConfigError, loadConfig, type Config } from './config.ts'
 import { DatabaseLockedError, queryRows } from './platform/database.ts'
+import { SecretMismatchError } from './operations/secret-fingerprints.ts'
 import { startTracing } from './platform/tracing.ts'
 
 /** Where a database URL points, without its credentials (for messages). */
@@ -23,7 +24,7 @@ function where (url: string): string {
  * else: that is a bug, and its stack is worth printing.
  */
 export function describeStartupError (error: unknown, config: Config | undefined): string | undefined {
-  if (error instanceof ConfigError) return error.message
+  if (error instanceof ConfigError || error instanceof SecretMismatchError) return error.message
   if (error instanceof DatabaseLockedError) {
     return `${error.message}; PGlite allows one process at a time: stop the other server or CLI command, or give this one its own DATA_DIR`
   }

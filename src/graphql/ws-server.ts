@@ -54,8 +54,14 @@ export function createWsHandler (app: FastifyInstance, options: WsServerOptions)
   const schema = app.graphqlSchema
   const rules = [...specifiedRules, ...options.validationRules]
 
-  // Revocation reaches every instance through the bus; close that key's sockets here.
+  // Revocation reaches every instance through the bus; close that key's sockets here. Keys revoked
+  // in the last minute are remembered, so a connection authenticated just before the revocation
+  // arrived (its actor not yet set when the listener ran) is refused as well.
+  const recentlyRevoked = new Map<string, number>()
   const stopListening = app.onCredentialRevoked((keyId) => {
+    const now = Date.now()
+    for (const [id, at] of recentlyRevoked) if (now - at > 60_000) recentlyRevoked.delete(id)
+    recentlyRevoked.set(keyId, now)
     for (const extra of live) if (extra.actor?.keyId === keyId) forbidden(extra.socket, 'Forbidden: credential revoked')
   })
   app.addHook('onClose', async () => {
@@ -101,6 +107,7 @@ export function createWsHandler (app: FastifyInstance, options: WsServerOptions)
       }
       // false → close 4403 Forbidden.
       if (!actor || (actor.expiresAt !== null && actor.expiresAt <= Date.now())) return false
+      if (actor.keyId !== null && recentlyRevoked.has(actor.keyId)) return false
       ctx.extra.actor = actor
       armExpiry(ctx.extra)
       return true

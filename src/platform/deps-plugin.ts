@@ -2,6 +2,7 @@
 // decorates them as app.deps, starts the background workers, and closes everything on shutdown.
 import fp from 'fastify-plugin'
 import type { Config } from '../config.ts'
+import { checkSecretFingerprints } from '../operations/secret-fingerprints.ts'
 import { createOutboxRelay, type OutboxRelay } from '../events/outbox-relay.ts'
 import { createServices, type Services } from '../services.ts'
 import { createValidationRecorder, type ValidationRecorder } from '../serials/validation-recorder.ts'
@@ -59,6 +60,13 @@ export default fp<DepsOptions>(async (app, { config, background = true }) => {
   app.decorate('deps', { config, database, cache, bus, keyring, signer, metrics, relay, recorder, services })
 
   await database.migrate()
+  try {
+    await checkSecretFingerprints(database.db, config)
+  } catch (error) {
+    // Refused before anything started: release what was opened, then fail the start-up.
+    await Promise.allSettled([cache.close(), bus.close(), database.close()])
+    throw error
+  }
 
   const timers: NodeJS.Timeout[] = []
   let stopGauges = () => {}

@@ -8,7 +8,10 @@
 //   answers within FAILED_LOOKUP_WINDOW_MS gets RATE_LIMITED on every public call until the window
 //   ends (enumeration defence).
 // Counters are fixed windows in Redis when configured (shared by every instance, synced in the
-// background: see redisCounter), else in memory.
+// background: see redisCounter), else in memory. While Redis is down they go on in memory, so every
+// limit (the failed-lookup one included) holds per instance until it is back.
+// The public REST calls are recognised by the route that handles them (routeOptions.url), never by
+// the URL text, which percent-escapes, `#…` and `?…` can spell many ways.
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Redis } from 'ioredis'

@@ -12,6 +12,7 @@ interface World {
   b: { id: string, clientNumber: string, serialId: string, serialNumber: string, keyId: string, deviceId: string, webhookId: string }
   manager: string
   auditor: string
+  policyId: string
 }
 
 /**
@@ -85,10 +86,31 @@ const queries: Record<string, Row> = {
   licenseSharing: { expect: 'NOT_FOUND', auditor: 'ALLOWED', run: call('query ($id: ID!) { licenseSharing(clientId: $id) { score } }', (w) => ({ id: w.b.id })) },
   usagePatterns: { expect: 'NOT_FOUND', auditor: 'ALLOWED', run: call('query ($s: ID) { usagePatterns(serialId: $s, granularity: DAY) { quantity } }', (w) => ({ s: w.b.serialId })) },
   webhooks: { expect: 'SCOPED', auditor: 'ALLOWED', run: call('{ webhooks { id clientId url } }'), scoped: noB },
-  webhookDeliveries: { expect: 'NOT_FOUND', auditor: 'ALLOWED', run: call('query ($id: ID!) { webhookDeliveries(webhookId: $id, first: 5) { edges { node { id } } } }', (w) => ({ id: w.b.webhookId })) }
+  webhookDeliveries: { expect: 'NOT_FOUND', auditor: 'ALLOWED', run: call('query ($id: ID!) { webhookDeliveries(webhookId: $id, first: 5) { edges { node { id } } } }', (w) => ({ id: w.b.webhookId })) },
+  // Relay: every one of B's objects is NOT_FOUND through node/nodes too.
+  node: {
+    expect: 'NOT_FOUND',
+    auditor: 'ALLOWED',
+    run: async (w, token) => {
+      for (const id of [w.b.id, w.b.serialId, w.b.keyId, w.b.webhookId]) {
+        const res = await gql(w.app, 'query ($id: ID!) { node(id: $id) { id } }', { id }, token)
+        if (!res.errors) return res
+        if (res.errors[0]?.extensions.code !== 'NOT_FOUND') return res
+      }
+      return gql(w.app, 'query ($id: ID!) { node(id: $id) { id } }', { id: w.b.serialId }, token)
+    }
+  },
+  nodes: { expect: 'NOT_FOUND', auditor: 'ALLOWED', run: call('query ($ids: [ID!]!) { nodes(ids: $ids) { id } }', (w) => ({ ids: [w.b.id, w.b.serialId] })) },
+  // Policies are the vendor's templates: every signed-in role reads them; nothing of B is in them.
+  policy: { expect: 'SCOPED', auditor: 'ALLOWED', run: call('query ($id: ID!) { policy(id: $id) { id name entitlements } }', (w) => ({ id: w.policyId })), scoped: noB },
+  policies: { expect: 'SCOPED', auditor: 'ALLOWED', run: call('{ policies(first: 100) { edges { node { id name } } } }'), scoped: noB },
+  serialByNumber: { expect: 'NOT_FOUND', auditor: 'ALLOWED', run: call('query ($n: String!) { serialByNumber(serialNumber: $n) { id } }', (w) => ({ n: w.b.serialNumber })) }
 }
 
 const mutations: Record<string, Row> = {
+  createPolicy: { expect: 'FORBIDDEN', auditor: 'FORBIDDEN', run: call('mutation ($i: CreatePolicyInput!) { createPolicy(input: $i) { id } }', () => ({ i: { name: 'not allowed', maxDevices: 1 } })) },
+  updatePolicy: { expect: 'FORBIDDEN', auditor: 'FORBIDDEN', run: call('mutation ($i: UpdatePolicyInput!) { updatePolicy(input: $i) { id } }', (w) => ({ i: { id: w.policyId, maxDevices: 99 } })) },
+  heartbeat: { expect: 'PUBLIC', auditor: 'PUBLIC', run: call('mutation ($i: HeartbeatInput!) { heartbeat(input: $i) { code } }', (w) => ({ i: { serialNumber: w.b.serialNumber, deviceId: 'b-device' } })) },
   createClient: { expect: 'FORBIDDEN', auditor: 'FORBIDDEN', run: call('mutation ($i: CreateClientInput!) { createClient(input: $i) { id } }', () => ({ i: { clientNumber: `X-${Date.now()}`, name: 'x', contactEmail: 'x@example.com' } })) },
   updateClient: { expect: 'NOT_FOUND', auditor: 'FORBIDDEN', run: call('mutation ($i: UpdateClientInput!) { updateClient(input: $i) { id } }', (w) => ({ i: { id: w.b.id, name: 'taken' } })) },
   suspendClient: { expect: 'NOT_FOUND', auditor: 'FORBIDDEN', run: call('mutation ($i: SuspendClientInput!) { suspendClient(input: $i) { id } }', (w) => ({ i: { id: w.b.id } })) },
@@ -130,7 +152,9 @@ t.test('every root operation has a row in the isolation matrix', async (t) => {
 t.test('every root field declares authScopes unless it is public', async (t) => {
   const app = await build(t, { background: false })
   const schema = app.graphqlSchema
-  const PUBLIC = new Set(['publicKey', 'validateSerial', 'recordUsage', 'releaseDevice', 'issueLicenseCertificate'])
+  // node/nodes: anonymous callers may fetch the public key; every other type checks the caller
+  // itself (tenant rules per object, AUTHENTICATION_ERROR without a credential), as the rows show.
+  const PUBLIC = new Set(['publicKey', 'validateSerial', 'recordUsage', 'releaseDevice', 'issueLicenseCertificate', 'heartbeat', 'node', 'nodes'])
   for (const type of [schema.getQueryType()!, schema.getMutationType()!, schema.getSubscriptionType()!]) {
     for (const [name, field] of Object.entries(type.getFields())) {
       const scopes = (field.extensions as { pothosOptions?: { authScopes?: unknown } }).pothosOptions?.authScopes
@@ -147,13 +171,15 @@ t.test('MANAGER of client A against client B, AUDITOR read-only', async (t) => {
   const sb = await createSerial(app, b.id, { maxUsageCount: 5 })
   const bKey = await gqlOk(app, 'mutation ($i: CreateApiKeyInput!) { createApiKey(input: $i) { apiKey { id } } }', { i: { name: 'b', role: 'MANAGER', clientId: b.id } })
   await gqlOk(app, 'mutation ($i: ValidateSerialInput!) { validateSerial(input: $i) { code } }', { i: { serialNumber: sb.serialNumber, deviceId: 'b-device', deviceInfo: { host: 'b' } } })
+  const policy = await gqlOk(app, 'mutation ($i: CreatePolicyInput!) { createPolicy(input: $i) { id } }', { i: { name: 'Matrix', maxDevices: 2 } })
   const bHook = await gqlOk(app, 'mutation ($i: CreateWebhookInput!) { createWebhook(input: $i) { webhook { id } } }', { i: { clientId: b.id, url: 'http://127.0.0.1:9/b-hook' } })
   const w: World = {
     app,
     a: { id: a.id, serialId: sa.id, serialNumber: sa.serialNumber },
     b: { id: b.id, clientNumber: b.clientNumber, serialId: sb.id, serialNumber: sb.serialNumber, keyId: bKey.createApiKey.apiKey.id, deviceId: 'b-device', webhookId: bHook.createWebhook.webhook.id },
     manager: await createApiKey(app, 'MANAGER', a.id),
-    auditor: await createApiKey(app, 'AUDITOR')
+    auditor: await createApiKey(app, 'AUDITOR'),
+    policyId: policy.createPolicy.id
   }
 
   const check = async (name: string, row: Row, token: string, expect: Expect | 'ALLOWED', who: string) => {
