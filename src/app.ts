@@ -17,6 +17,7 @@ import rateLimits, { createWindowCounter, windowStore } from './platform/rate-li
 import { logIds, nameRequestSpan, tracedServerFactory, tracingEnabled } from './platform/tracing.ts'
 import { serialRoutes } from './serials/serial-routes.ts'
 import { revocationRoutes } from './revocations/revocation-routes.ts'
+import webRoutes from './web/web-routes.ts'
 import { MAX_JSON_DEPTH, jsonTooDeep } from './platform/validation.ts'
 
 export const BODY_LIMIT = 1024 * 1024
@@ -121,5 +122,6 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await app.register(healthRoutes)
   await app.register(serialRoutes, { prefix: config.prefix })
   await app.register(revocationRoutes, { prefix: config.prefix })
+  await app.register(webRoutes)
   return app
 }

@@ -14,6 +14,7 @@ import { SerialModuleError } from './platform/errors.ts'
 import { createEventBus } from './platform/event-bus.ts'
 import { rotateEncryptionKey } from './platform/key-rotation.ts'
 import { createMetrics } from './platform/metrics.ts'
+import { backupDatabase, restoreDatabase } from './operations/backup.ts'
 import { checkSecretFingerprints, recordRotatedKeys, SecretMismatchError } from './operations/secret-fingerprints.ts'
 import { createSigner } from './platform/signing.ts'
 
@@ -105,6 +106,35 @@ const COMMANDS: Record<string, Command> = {
       return 0
     }
   },
+  backup: {
+    summary: 'write a consistent snapshot of every table (gzip NDJSON with a manifest) to a file',
+    usage: 'backup --out <file>',
+    options: { out: { type: 'string' } },
+    whileServerRuns: 'on PostgreSQL it runs next to live servers',
+    check: (values) => !values.out ? '--out is required' : undefined,
+    async run ({ database, values, io }) {
+      const started = performance.now()
+      const manifest = await backupDatabase(database.db, String(values.out), io.err)
+      const rows = Object.values(manifest.rowCounts).reduce((a, b) => a + b, 0)
+      io.out(`backup written to ${String(values.out)}: ${rows} rows in ${Object.keys(manifest.rowCounts).length} tables, sha256 ${manifest.sha256}, ${Math.round(performance.now() - started)} ms`)
+      return 0
+    }
+  },
+  restore: {
+    summary: 'restore a backup into an empty database (--force replaces a non-empty one)',
+    usage: 'restore --in <file> [--force]',
+    options: { in: { type: 'string' }, force: { type: 'boolean' } },
+    whileServerRuns: 'stop the server: a restore replaces the whole database',
+    check: (values) => !values.in ? '--in is required' : undefined,
+    async run ({ config, database, values, io }) {
+      const started = performance.now()
+      await database.migrate()
+      const manifest = await restoreDatabase(database.db, config, String(values.in), { force: values.force === true, progress: io.err })
+      const rows = Object.values(manifest.rowCounts).reduce((a, b) => a + b, 0)
+      io.out(`restored ${rows} rows in ${Object.keys(manifest.rowCounts).length} tables from ${String(values.in)}, ${Math.round(performance.now() - started)} ms; restart the servers (their caches hold the old data)`)
+      return 0
+    }
+  },
   'verify-audit-log': {
     summary: 'check the audit log hash chain; exit code 1 when broken',
     usage: 'verify-audit-log',
@@ -189,7 +219,9 @@ export async function runCli (argv: string[], env: Record<string, string | undef
       io.err(`${error.code}: ${error.message}${error.details ? ` ${JSON.stringify(error.details)}` : ''}`)
       return 1
     }
-    io.err(`${name} failed: ${(error as Error).message}`)
+    // Drizzle's "Failed query" carries the database's own message as its cause.
+    const cause = (error as Error).cause as Error | undefined
+    io.err(`${name} failed: ${(error as Error).message.split('\n')[0]}${cause?.message ? ` (${cause.message})` : ''}`)
     return 1
   } finally {
     await database.close()

@@ -42,6 +42,7 @@ const envSchema = z.object({
   REDIS_HOST: optionalString,
   REDIS_PORT: port(6379),
   REDIS_PASSWORD: z.string().optional(),
+  REDIS_CLUSTER_NODES: z.string().regex(/^\s*[^\s,:]+:\d{1,5}\s*(,\s*[^\s,:]+:\d{1,5}\s*)*$/, 'must be host:port,host:port,…').optional(),
   REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_-]{1,40}$/, 'must be 1–40 letters, digits, _ or -').default('serials'),
   DATA_DIR: z.string().min(1).default('./data'),
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
@@ -80,7 +81,8 @@ export interface Config {
   database: { kind: 'postgres', url: string, poolMax: number, lookupPoolMax: number } | { kind: 'pglite', dataDir: string | undefined }
   databaseReadUrl: string | undefined
   /** prefix: namespaces keys, rate-limit counters and pub/sub topics (several deployments, one Redis). */
-  redis: { url: string, prefix: string } | undefined
+  /** cluster: seed nodes from REDIS_CLUSTER_NODES (url then names the first one). */
+  redis: { url: string, prefix: string, cluster?: Array<{ host: string, port: number }>, password?: string } | undefined
   dataDir: string
   jwtSecret: string
   encryptionKey: Buffer
@@ -126,7 +128,22 @@ function buildDatabaseUrl (env: Env): string | undefined {
   return url.toString()
 }
 
-function buildRedisUrl (env: Env): string | undefined {
+function clusterNodes (env: Env): Array<{ host: string, port: number }> | undefined {
+  if (!env.REDIS_CLUSTER_NODES) return undefined
+  return env.REDIS_CLUSTER_NODES.split(',').map((node) => {
+    const [host, port] = node.trim().split(':') as [string, string]
+    if (Number(port) < 1 || Number(port) > 65535) throw new ConfigError('REDIS_CLUSTER_NODES', `has an invalid port: ${node.trim()}`)
+    return { host, port: Number(port) }
+  })
+}
+
+function buildRedisUrl (env: Env, cluster: Array<{ host: string, port: number }> | undefined): string | undefined {
+  if (cluster) {
+    const url = new URL('redis://localhost')
+    url.hostname = cluster[0]!.host
+    url.port = String(cluster[0]!.port)
+    return url.toString()
+  }
   if (env.REDIS_URL) return env.REDIS_URL
   if (!env.REDIS_HOST) return undefined
   const url = new URL('redis://localhost')
@@ -186,7 +203,8 @@ export async function loadConfig (source: Record<string, string | undefined> = p
     : { algorithm: env.SIGNING_ALGORITHM, ...dev!.signing! }
 
   const databaseUrl = buildDatabaseUrl(env)
-  const redisUrl = buildRedisUrl(env)
+  const cluster = clusterNodes(env)
+  const redisUrl = buildRedisUrl(env, cluster)
 
   return {
     env: env.NODE_ENV,
@@ -197,7 +215,9 @@ export async function loadConfig (source: Record<string, string | undefined> = p
       ? { kind: 'postgres', url: databaseUrl, poolMax: env.DB_POOL_MAX, lookupPoolMax: env.DB_LOOKUP_POOL_MAX }
       : { kind: 'pglite', dataDir: databaseUrl ? undefined : `${env.DATA_DIR}/pglite` },
     databaseReadUrl: env.DATABASE_READ_URL,
-    redis: redisUrl ? { url: redisUrl, prefix: env.REDIS_PREFIX } : undefined,
+    redis: redisUrl
+      ? { url: redisUrl, prefix: env.REDIS_PREFIX, ...(cluster ? { cluster, ...(env.REDIS_PASSWORD ? { password: env.REDIS_PASSWORD } : {}) } : {}) }
+      : undefined,
     dataDir: env.DATA_DIR,
     jwtSecret: env.JWT_SECRET ?? dev!.jwtSecret,
     encryptionKey,

@@ -78,8 +78,9 @@ export function createAnalyticsService (deps: Deps) {
   const { database, clock } = deps
   const db = database.readDb
 
+  // On the primary: a client created a moment ago exists even while the replica lags behind.
   async function requireClient (actor: Actor, clientId: string): Promise<void> {
-    const [row] = await queryRows<{ id: string }>(db, sql`select id from clients where id = ${clientId}`)
+    const [row] = await queryRows<{ id: string }>(database.db, sql`select id from clients where id = ${clientId}`)
     if (!row || !canSeeClient(actor, clientId)) throw new NotFoundError(`client ${clientId} not found`)
   }
 

@@ -45,7 +45,8 @@ export function createAuditService (deps: Deps) {
 
     /** Batch load by id (GraphQL node/nodes): in the order of ids, null where absent or not visible to the actor. */
     async loadMany (actor: Actor, ids: readonly string[]): Promise<Array<AuditEntry | null>> {
-      const rows = await database.readDb.select().from(auditLog).where(inArray(auditLog.id, [...ids]))
+      // By id, on the primary: an id just returned by a write must resolve (no replica lag).
+      const rows = await database.db.select().from(auditLog).where(inArray(auditLog.id, [...ids]))
       const byId = new Map(rows.map((r) => [r.id, r]))
       // As in list: a MANAGER sees its own client's entries, ADMIN and AUDITOR every entry.
       const visible = (row: AuditEntry): boolean => actor.role === 'ADMIN' || actor.role === 'AUDITOR' ||

@@ -240,7 +240,8 @@ export function createDeviceService (deps: Deps) {
 
     /** Batch load by id (GraphQL node/nodes): in the order of ids, null where absent or not visible to the actor. */
     async loadMany (actor: Actor, ids: readonly string[]): Promise<Array<DeviceView | null>> {
-      const rows = await database.readDb.select({ device: devices, clientId: serials.clientId }).from(devices)
+      // By id, on the primary: an id just returned by a write must resolve (no replica lag).
+      const rows = await database.db.select({ device: devices, clientId: serials.clientId }).from(devices)
         .innerJoin(serials, eq(serials.id, devices.serialId)).where(inArray(devices.id, [...ids]))
       const byId = new Map(rows.map((r) => [r.device.id, r]))
       return ids.map((id) => {

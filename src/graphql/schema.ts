@@ -13,5 +13,6 @@ import '../api-keys/api-key-graphql.ts'
 import '../audit/audit-graphql.ts'
 import '../analytics/analytics-graphql.ts'
 import '../webhooks/webhook-graphql.ts'
+import '../portal/portal-graphql.ts'
 
 export const schema = builder.toSchema({ sortSchema: true })

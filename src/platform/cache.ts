@@ -7,9 +7,8 @@
 // when the bus is heard again L1 is emptied, since invalidations may have been missed meanwhile.
 // Invalidations this instance could not send are sent again then.
 import { LRUCache } from 'lru-cache'
-import type { Redis } from 'ioredis'
 import type { IEventBus } from './event-bus.ts'
-import { createRedis, pingRedis } from './redis.ts'
+import { createRedisClient, pingRedis, type RedisClient, type RedisConfig } from './redis.ts'
 
 export const INVALIDATE_TOPIC = 'cache/invalidate'
 
@@ -24,13 +23,13 @@ export interface ICache {
   /** Removes keys on this instance, in Redis, and (via the bus) on every other instance. */
   invalidate (keys: string[]): Promise<void>
   /** The Redis client, for rate limits; undefined when running in-process. */
-  readonly redis: Redis | undefined
+  readonly redis: RedisClient | undefined
   ping (): Promise<number>
   close (): Promise<void>
 }
 
 export interface CacheOptions {
-  redis: { url: string, prefix: string } | undefined
+  redis: RedisConfig | undefined
   bus: IEventBus
   stats?: CacheStats
   /** L1 entries; each is a small object (~300 B). */
@@ -50,8 +49,16 @@ export async function createCache ({ redis: redisConfig, bus, stats = noStats, m
   /** Keys whose invalidation could not be sent (Redis down): deleted and published again on recovery. */
   const unsent = new Set<string>()
   // No offline queue: while Redis is down a lookup fails at once and the caller reads PostgreSQL.
-  const redis = redisConfig ? createRedis(redisConfig.url, { enableOfflineQueue: false }) : undefined
+  const redis = redisConfig ? createRedisClient(redisConfig, { enableOfflineQueue: false }) : undefined
   const ns = (key: string) => `${redisConfig?.prefix ?? ''}:${key}`
+  // A cluster serves commands only once its slot map is loaded; without an offline queue every
+  // command before that would fail, so start-up waits for it (briefly: a dead cluster is degraded).
+  if (redisConfig?.cluster && redis && redis.status !== 'ready') {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 2000)
+      redis.once('ready', () => { clearTimeout(timer); resolve() })
+    })
+  }
   // Start even when Redis is down (degraded): the subscription completes once it reconnects.
   let unsubscribe = async () => {}
   const subscribed = bus.subscribe(INVALIDATE_TOPIC, (payload) => {
@@ -74,7 +81,11 @@ export async function createCache ({ redis: redisConfig, bus, stats = noStats, m
   async function sendInvalidation (keys: string[]): Promise<void> {
     let sent = true
     if (redis) {
-      try { await redis.del(...keys.map(ns)) } catch { sent = false }
+      // On a cluster the keys live on different slots: one DEL each (auto-pipelined per node).
+      try {
+        if (redisConfig?.cluster) await Promise.all(keys.map((key) => redis.del(ns(key))))
+        else await redis.del(...keys.map(ns))
+      } catch { sent = false }
     }
     // A silent bus would hold the caller until the publish times out: queue it for recovery.
     if (!bus.healthy()) sent = false

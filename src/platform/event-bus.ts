@@ -4,8 +4,7 @@ import { randomBytes } from 'node:crypto'
 import mqemitter, { type MQEmitter } from 'mqemitter'
 import mqemitterRedis from 'mqemitter-redis'
 
-import type { Redis } from 'ioredis'
-import { createRedis, pingRedis } from './redis.ts'
+import { createRedisClient, pingRedis, type RedisClient, type RedisConfig } from './redis.ts'
 
 export type BusHandler = (payload: unknown) => void | Promise<void>
 
@@ -90,13 +89,15 @@ function wrap (kind: 'redis' | 'memory', emitter: MQEmitter, ping: () => Promise
   }
 }
 
-export function createEventBus (redis: { url: string, prefix: string } | undefined): IEventBus {
+// On a cluster, plain PUBLISH reaches subscribers on every node (the cluster bus broadcasts it),
+// which mqemitter-redis's SUBSCRIBE/PSUBSCRIBE need; sharded pub/sub has no pattern form.
+export function createEventBus (redis: RedisConfig | undefined): IEventBus {
   if (!redis) {
     return wrap('memory', mqemitter({ concurrency: 0 }), async () => 0, alwaysHealthy)
   }
-  const pubConn: Redis = createRedis(redis.url, { enableOfflineQueue: true })
+  const pubConn: RedisClient = createRedisClient(redis, { enableOfflineQueue: true })
   // No ready check on the subscriber: its INFO would race the first SUBSCRIBE and throw.
-  const subConn: Redis = createRedis(redis.url, { enableOfflineQueue: true, enableReadyCheck: false, commandTimeout: undefined })
+  const subConn: RedisClient = createRedisClient(redis, { enableOfflineQueue: true, enableReadyCheck: false, commandTimeout: undefined })
   // Topics are prefixed so deployments (or test runs) sharing one Redis never hear each other.
   const { MQEmitterRedisPrefix } = mqemitterRedis as unknown as { MQEmitterRedisPrefix: new (prefix: string, options: object) => MQEmitter }
   const emitter = new MQEmitterRedisPrefix(`${redis.prefix}/`, { pubConn, subConn })
@@ -107,11 +108,11 @@ export function createEventBus (redis: { url: string, prefix: string } | undefin
   // (command timeout) as an unhandled rejection. Its outcome does not matter; we disconnect anyway.
   for (const conn of [pubConn, subConn]) {
     const quit = conn.quit.bind(conn)
-    conn.quit = ((...args: Parameters<Redis['quit']>) => {
+    conn.quit = ((...args: Parameters<RedisClient['quit']>) => {
       const done = quit(...args)
       done.catch(() => {})
       return done
-    }) as Redis['quit']
+    }) as RedisClient['quit']
   }
   const health = watchHealth(emitter, subConn)
   // BUS_STATE_TOPIC is served by a local emitter. mqemitter-redis calls its own saved `_on`
@@ -140,7 +141,7 @@ export function createEventBus (redis: { url: string, prefix: string } | undefin
  * network (no FIN) is noticed after SILENT_AFTER_MS. The first heartbeat heard after an outage
  * proves the re-issued SUBSCRIBEs are active, which is when listeners may resynchronise.
  */
-function watchHealth (emitter: MQEmitter, subConn: Redis): Health {
+function watchHealth (emitter: MQEmitter, subConn: RedisClient): Health {
   const topic = `_bus/heartbeat/${randomBytes(8).toString('hex')}`
   const listeners = new Set<(healthy: boolean) => void>()
   let healthy = false

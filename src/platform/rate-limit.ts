@@ -14,7 +14,8 @@
 // the URL text, which percent-escapes, `#…` and `?…` can spell many ways.
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { Redis } from 'ioredis'
+import { Cluster } from 'ioredis'
+import type { RedisClient } from './redis.ts'
 import { Kind, type DocumentNode, type ExecutionResult, type GraphQLError, type OperationDefinitionNode } from 'graphql'
 import { eq } from 'drizzle-orm'
 import { clients } from '../../schema/index.ts'
@@ -28,7 +29,7 @@ export const FAILED_LOOKUP_WINDOW_MS = 60_000
 /** Window of the public-mutation and client-quota counters, in ms. */
 export const WINDOW_MS = 60_000
 /** GraphQL mutations open to anonymous callers: the serial number is the credential. */
-export const PUBLIC_MUTATIONS = new Set(['validateSerial', 'recordUsage', 'releaseDevice', 'issueLicenseCertificate', 'heartbeat'])
+export const PUBLIC_MUTATIONS = new Set(['validateSerial', 'recordUsage', 'releaseDevice', 'issueLicenseCertificate', 'heartbeat', 'licenseStatus'])
 /** Seconds a client's quotaPerMinute is remembered on an instance. */
 const QUOTA_CACHE_MS = 30_000
 
@@ -89,7 +90,7 @@ const SWEEP_MS = 10_000
  * The price: N instances together may overshoot a large limit by what they admit in one SYNC_MS.
  * Redis errors fail open (as @fastify/rate-limit's skipOnError) and leave the counts local.
  */
-function redisCounter (redis: Redis, prefix: string): IWindowCounter {
+function redisCounter (redis: RedisClient, prefix: string): IWindowCounter {
   const entries = new Map<string, Entry>()
   const run = (key: string, windowMs: number, by: number) =>
     redis.eval(SYNC_SCRIPT, 1, `${prefix}${key}`, String(windowMs), String(by)) as Promise<[number, number]>
@@ -135,7 +136,10 @@ function redisCounter (redis: Redis, prefix: string): IWindowCounter {
     flushing = true
     const now = Date.now()
     const batch: Array<[string, Entry, number]> = []
-    const pipeline = redis.pipeline()
+    // A cluster pipeline must stay on one node; each script touches one key, so on a cluster every
+    // call goes on its own and auto-pipelining batches them per node.
+    const pipeline = redis instanceof Cluster ? undefined : redis.pipeline()
+    const evals: Array<Promise<[number, number]>> = []
     for (const key of dirty) {
       const entry = entries.get(key)
       if (!entry || entry.resetAt <= now) continue
@@ -143,12 +147,15 @@ function redisCounter (redis: Redis, prefix: string): IWindowCounter {
       entry.pending = 0
       entry.inFlight += send
       batch.push([key, entry, send])
-      pipeline.eval(SYNC_SCRIPT, 1, `${prefix}${key}`, String(entry.windowMs), String(send))
+      if (pipeline) pipeline.eval(SYNC_SCRIPT, 1, `${prefix}${key}`, String(entry.windowMs), String(send))
+      else evals.push(run(key, entry.windowMs, send))
     }
     dirty.clear()
     try {
       if (batch.length === 0) return
-      const results = await pipeline.exec()
+      const results = pipeline
+        ? await pipeline.exec()
+        : (await Promise.allSettled(evals)).map((r): [Error | null, unknown] => r.status === 'fulfilled' ? [null, r.value] : [r.reason as Error, null])
       const at = Date.now()
       batch.forEach(([key, entry, send], i) => {
         entry.inFlight -= send
@@ -200,7 +207,7 @@ function redisCounter (redis: Redis, prefix: string): IWindowCounter {
   }
 }
 
-export function createWindowCounter (redis: Redis | undefined, prefix: string): IWindowCounter {
+export function createWindowCounter (redis: RedisClient | undefined, prefix: string): IWindowCounter {
   if (redis) return redisCounter(redis, prefix)
   const windows = new Map<string, { count: number, resetAt: number }>()
   const current = (key: string) => {
@@ -332,7 +339,8 @@ export default fp(async (app) => {
     const context = ctx as unknown as HookContext
     const operationName = context.operationName ?? (context.reply?.request.body as { operationName?: string } | undefined)?.operationName
     const op = operationOf(document, operationName ?? undefined)
-    if (op?.operation !== 'mutation') return
+    // Queries too: licenseStatus (the portal's read) is public and spends the same budget.
+    if (op === undefined || op.operation === 'subscription') return
     // Count what will execute: one per response key after named and inline fragments are
     // resolved and @skip/@include applied. The response keys let onResolution find the answers.
     const aliases = new Set<string>()

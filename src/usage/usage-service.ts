@@ -97,7 +97,8 @@ export function createUsageService (deps: Deps & { serials: SerialService }) {
 
     /** Batch load by id (GraphQL node/nodes): in the order of ids, null where absent or not visible to the actor. */
     async loadMany (actor: Actor, ids: readonly string[]): Promise<Array<UsageEventView | null>> {
-      const rows = await database.readDb.select().from(usageEvents).where(inArray(usageEvents.id, [...ids]))
+      // By id, on the primary: an id just returned by a write must resolve (no replica lag).
+      const rows = await database.db.select().from(usageEvents).where(inArray(usageEvents.id, [...ids]))
       const byId = new Map(rows.map((r) => [r.id, r]))
       return ids.map((id) => {
         const row = byId.get(id)

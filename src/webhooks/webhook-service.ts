@@ -173,7 +173,8 @@ export function createWebhookService (deps: Deps) {
 
     /** Batch load by id (GraphQL node/nodes): in the order of ids, null where absent or not visible to the actor. */
     async loadMany (actor: Actor, ids: readonly string[]): Promise<Array<WebhookView | null>> {
-      const rows = await database.readDb.select().from(webhooks).where(and(inArray(webhooks.id, [...ids]), isNull(webhooks.deletedAt)))
+      // By id, on the primary: an id just returned by a write must resolve (no replica lag).
+      const rows = await database.db.select().from(webhooks).where(and(inArray(webhooks.id, [...ids]), isNull(webhooks.deletedAt)))
       const byId = new Map(rows.map((r) => [r.id, r]))
       return ids.map((id) => {
         const row = byId.get(id)
@@ -183,7 +184,7 @@ export function createWebhookService (deps: Deps) {
 
     /** Deliveries by id (GraphQL node/nodes), visible when their webhook is. */
     async loadDeliveries (actor: Actor, ids: readonly string[]): Promise<Array<DeliveryRow | null>> {
-      const rows = await database.readDb.select({ delivery: webhookDeliveries, hook: webhooks }).from(webhookDeliveries)
+      const rows = await database.db.select({ delivery: webhookDeliveries, hook: webhooks }).from(webhookDeliveries)
         .innerJoin(webhooks, eq(webhooks.id, webhookDeliveries.webhookId)).where(inArray(webhookDeliveries.id, [...ids]))
       const byId = new Map(rows.map((r) => [r.delivery.id, r]))
       return ids.map((id) => {

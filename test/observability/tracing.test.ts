@@ -8,7 +8,7 @@ import { createServer } from 'node:http'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ADMIN_KEY, build, databaseUrl, freePort, redisUrl, uniqueClientNumber } from '../helper.ts'
+import { ADMIN_KEY, build, databaseUrl, freePort, redisUrl, TEST_DATA_DIR, uniqueClientNumber } from '../helper.ts'
 
 const root = new URL('../..', import.meta.url).pathname
 
@@ -50,7 +50,8 @@ t.test('spans for HTTP, GraphQL, PostgreSQL and Redis in one trace; trace ids in
     OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiverPort}`,
     OTEL_SERVICE_NAME: 'serials-test'
   }
-  if (databaseUrl) env.DATABASE_URL = databaseUrl; else delete env.DATABASE_URL
+  // On the shared database, the shared development secrets: its secret fingerprints are theirs.
+  if (databaseUrl) { env.DATABASE_URL = databaseUrl; env.DATA_DIR = TEST_DATA_DIR } else delete env.DATABASE_URL
   if (redisUrl) env.REDIS_URL = redisUrl; else delete env.REDIS_URL
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] })
   let logs = ''

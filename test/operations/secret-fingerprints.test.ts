@@ -1,19 +1,22 @@
 // The database remembers fingerprints of the secrets its data depends on; an instance started with
 // other secrets is refused with one line naming the variable (instead of NOT_FOUND for every serial).
+import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { sql } from 'drizzle-orm'
 import t from 'tap'
 import { runCli } from '../../src/cli.ts'
-import { loadConfig } from '../../src/config.ts'
 import { fingerprintOf, recordRotatedKeys, SecretMismatchError } from '../../src/operations/secret-fingerprints.ts'
 import { queryRows } from '../../src/platform/database.ts'
-import { describeStartupError } from '../../src/server.ts'
-import { build, createClient, createSerial, gqlOk, TEST_DATA_DIR } from '../helper.ts'
+import { build, createClient, createSerial, freePort, gqlOk, TEST_DATA_DIR } from '../helper.ts'
 import { freshDatabase } from '../security/fresh-database.ts'
 
+const run = promisify(execFile)
+const root = fileURLToPath(new URL('../..', import.meta.url))
 const secret = () => randomBytes(32).toString('hex')
 
 /**
@@ -43,10 +46,16 @@ t.test('two instances with different ENCRYPTION_PEPPER on one database: the seco
   const error = await build(t, { background: false, env }).then(() => undefined, (e: unknown) => e)
   t.ok(error instanceof SecretMismatchError, `refused: ${String(error)}`)
   t.equal((error as SecretMismatchError).variable, 'ENCRYPTION_PEPPER')
-  // server.ts turns it into its one line, naming the variable, without the secret.
-  const line = describeStartupError(error, await loadConfig({ NODE_ENV: 'test', DATA_DIR: TEST_DATA_DIR, ...env }))
-  t.match(line, /^ENCRYPTION_PEPPER differs from the one this database was set up with/)
-  t.notOk(line!.includes(env.ENCRYPTION_PEPPER), 'the message does not carry the secret')
+  // The server exits with one line naming the variable, without the secret.
+  const full: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_ENV: 'test', DATA_DIR: TEST_DATA_DIR, LOG_LEVEL: 'warn', API_PORT: String(await freePort()) }
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) full[k] = v
+  const result = await run(process.execPath, ['--import', 'tsx', 'src/server.ts'], { cwd: root, env: full, timeout: 120_000 })
+    .then(() => ({ code: 0, stderr: '' }), (e: { code: number, stderr: string }) => ({ code: e.code, stderr: e.stderr }))
+  t.equal(result.code, 1, 'exit code 1')
+  const lines = result.stderr.trim().split('\n')
+  t.equal(lines.length, 1, `one line: ${result.stderr}`)
+  t.match(lines[0], /^Serials failed to start: ENCRYPTION_PEPPER differs from the one this database was set up with/)
+  t.notOk(result.stderr.includes(env.ENCRYPTION_PEPPER), 'the message does not carry the secret')
 
   // The database keeps fingerprints only: none of the secrets appears in it.
   const again = await build(t, { background: false, env: { ...base, ENCRYPTION_PEPPER: (first.deps.config.pepper).toString() } })

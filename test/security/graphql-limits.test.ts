@@ -5,6 +5,7 @@ import t from 'tap'
 import { buildSchema, parse, specifiedRules, validate } from 'graphql'
 import { DepthLimitRule, INTROSPECTION_DEPTH, MAX_DOCUMENT_WORK, QUERY_DEPTH } from '../../src/graphql/document-limits.ts'
 import { ADMIN_KEY, build, createClient, gql } from '../helper.ts'
+import { freshDatabase } from './fresh-database.ts'
 
 const SN = 'AAAAA-AAAAA-AAAAA-AAAAA-AAAAA'
 const validation = (alias: string) => `${alias}: validateSerial(input: { serialNumber: "${SN}", deviceId: "d" }) { code }`
@@ -117,7 +118,9 @@ t.test('request body at most 1 MiB', async (t) => {
 })
 
 t.test('introspection and GraphiQL off in production unless enabled; no field suggestions then', async (t) => {
-  const prodEnv = { NODE_ENV: 'production', JWT_SECRET: 'j'.repeat(40), ENCRYPTION_KEY: 'a'.repeat(64), ENCRYPTION_PEPPER: 'p'.repeat(40) }
+  // Secrets of its own, so a database of its own (the database keeps fingerprints of its secrets).
+  const url = await freshDatabase(t)
+  const prodEnv = { NODE_ENV: 'production', JWT_SECRET: 'j'.repeat(40), ENCRYPTION_KEY: 'a'.repeat(64), ENCRYPTION_PEPPER: 'p'.repeat(40), ...(url ? { DATABASE_URL: url } : {}) }
   const { loadDevSecrets } = await import('../../src/platform/dev-secrets.ts')
   const { TEST_DATA_DIR } = await import('../helper.ts')
   const dev = await loadDevSecrets(TEST_DATA_DIR, 'RSA-PSS-4096', true)

@@ -45,6 +45,7 @@ const SERIAL_FIELDS = 'id clientId maskedNumber client { id contactEmail } devic
 const queries: Record<string, Row> = {
   me: { expect: 'SCOPED', auditor: 'ALLOWED', run: call('{ me { id role clientId } }'), scoped: noB },
   publicKey: { expect: 'PUBLIC', auditor: 'ALLOWED', run: call('{ publicKey { keyId } }') },
+  licenseStatus: { expect: 'PUBLIC', auditor: 'PUBLIC', run: call('query ($n: String!) { licenseStatus(serialNumber: $n) { status devices { deviceId } } }', (w) => ({ n: w.b.serialNumber })) },
   client: { expect: 'NOT_FOUND', auditor: 'ALLOWED', run: call('query ($id: ID!) { client(id: $id) { id contactEmail } }', (w) => ({ id: w.b.id })) },
   clients: {
     expect: 'SCOPED',
@@ -154,7 +155,7 @@ t.test('every root field declares authScopes unless it is public', async (t) => 
   const schema = app.graphqlSchema
   // node/nodes: anonymous callers may fetch the public key; every other type checks the caller
   // itself (tenant rules per object, AUTHENTICATION_ERROR without a credential), as the rows show.
-  const PUBLIC = new Set(['publicKey', 'validateSerial', 'recordUsage', 'releaseDevice', 'issueLicenseCertificate', 'heartbeat', 'node', 'nodes'])
+  const PUBLIC = new Set(['publicKey', 'licenseStatus', 'validateSerial', 'recordUsage', 'releaseDevice', 'issueLicenseCertificate', 'heartbeat', 'node', 'nodes'])
   for (const type of [schema.getQueryType()!, schema.getMutationType()!, schema.getSubscriptionType()!]) {
     for (const [name, field] of Object.entries(type.getFields())) {
       const scopes = (field.extensions as { pothosOptions?: { authScopes?: unknown } }).pothosOptions?.authScopes
