@@ -10,6 +10,8 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY packages/client/src ./packages/client/src
 COPY src ./src
 COPY schema ./schema
+# The console and portal (web/) are built by Vite into dist/web, which the runtime stage copies.
+COPY web ./web
 RUN npm run build
 
 FROM node:20.20-bookworm-slim AS runtime

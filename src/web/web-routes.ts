@@ -3,6 +3,7 @@
 // Hashed assets are immutable; the HTML is revalidated so a new release is picked up at once.
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import fastifyStatic from '@fastify/static'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -48,7 +49,7 @@ export function webCsp (host: string | undefined): string {
 async function sendPage (request: FastifyRequest, reply: FastifyReply, file: string): Promise<FastifyReply> {
   let html: Buffer
   try {
-    html = await readFile(WEB_DIR + file)
+    html = await readFile(file)
   } catch {
     return notBuilt(reply)
   }
@@ -60,15 +61,21 @@ async function sendPage (request: FastifyRequest, reply: FastifyReply, file: str
     .send(html)
 }
 
-export default fp(async (app: FastifyInstance) => {
+export interface WebRoutesOptions {
+  /** The built pages (tests point it elsewhere); default WEB_DIR. */
+  dir?: string
+}
+
+export default fp(async (app: FastifyInstance, options: WebRoutesOptions) => {
+  const dir = options.dir ?? WEB_DIR
   for (const [name, file] of Object.entries(PAGES)) {
-    app.get(`/${name}`, async (request, reply) => sendPage(request, reply, file))
+    app.get(`/${name}`, async (request, reply) => sendPage(request, reply, join(dir, file)))
     app.get(`/${name}/`, async (_request, reply) => reply.redirect(`/${name}`, 301))
   }
 
   // Encapsulated: @fastify/static's reply decorators stay out of the rest of the app.
   await app.register(async (scope) => {
-    const assets = `${WEB_DIR}assets`
+    const assets = join(dir, 'assets')
     if (!existsSync(assets)) {
       scope.get('/web/assets/*', async (_request, reply) => notBuilt(reply))
       return
@@ -85,4 +92,4 @@ export default fp(async (app: FastifyInstance) => {
       maxAge: '365d'
     })
   })
-}, { name: 'web-routes', dependencies: ['deps'] })
+}, { name: 'web-routes' })

@@ -45,7 +45,7 @@ t.test('console: sign in, live usage, revoke a serial', { skip: chromium ? false
 
   const browser = await playwright.launch({ executablePath: chromium, args: ARGS })
   t.teardown(() => browser.close())
-  const page = await browser.newPage()
+  const page = await browser.newPage({ viewport: { width: 1280, height: 1100 } })
   const outside: string[] = []
   await page.route('**/*', async (route) => {
     const url = route.request().url()
@@ -112,8 +112,12 @@ t.test('console: sign in, live usage, revoke a serial', { skip: chromium ? false
     return result.violations.filter((v: any) => v.impact === 'serious' || v.impact === 'critical').map((v: any) => `${v.id}: ${v.help}`)
   })
   t.same(violations, [], 'axe: no serious or critical violation')
+  await page.locator('#history-chart canvas').waitFor({ timeout: 15_000 })
+  t.equal(await page.locator('#history-message').innerText(), '', 'the 24-hour chart loaded')
   mkdirSync(artifacts, { recursive: true })
   await page.screenshot({ path: join(artifacts, 'console.png'), fullPage: true })
+  await page.evaluate(() => (globalThis as any).scrollTo(0, 0))
+  await page.screenshot({ path: join(artifacts, 'console-top.png') })
   t.same(outside, [], 'no request left the service')
   t.same(problems, [], 'no console error')
 })

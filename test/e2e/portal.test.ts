@@ -6,8 +6,10 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import Fastify from 'fastify'
 import t from 'tap'
 import { generateSerialNumber } from '../../src/serials/serial-number.ts'
+import webRoutes from '../../src/web/web-routes.ts'
 import { build, createClient, createSerial, gql, restValidate } from '../helper.ts'
 
 const chromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => spawnSync('test', ['-x', p]).status === 0)
@@ -155,4 +157,18 @@ t.test('licenseStatus: public, NOT_FOUND for unknown numbers, inside the per-IP 
   t.equal((await gql(app, query, { n: generateSerialNumber() }, null)).errors?.[0]?.extensions.code, 'NOT_FOUND', 'an unknown well-formed number')
   t.equal((await gql(app, query, { n: 'not a serial' }, null)).errors?.[0]?.extensions.code, 'VALIDATION_ERROR')
   t.equal((await gql(app, query, { n: serial.serialNumber }, null)).errors?.[0]?.extensions.code, 'RATE_LIMITED', 'the fourth public call from this address is refused')
+})
+
+t.test('without a build, the pages answer 503 telling to run npm run build', async (t) => {
+  const app = Fastify({ logger: false })
+  t.teardown(() => app.close())
+  await app.register(webRoutes, { dir: join(root, 'test-artifacts', 'no-such-build') })
+  for (const url of ['/portal', '/dashboard', '/web/assets/portal-abc.js']) {
+    const res = await app.inject({ url })
+    t.equal(res.statusCode, 503, url)
+    const body = res.json()
+    t.equal(body.statusCode, 503)
+    t.equal(body.code, 'INTERNAL')
+    t.match(body.message, /npm run build/)
+  }
 })

@@ -61,9 +61,8 @@ async function signIn (key: string): Promise<void> {
   // Each view reports its own failure (a MANAGER may not read everything): sign-in still succeeds.
   await Promise.all([
     loadSerials(true).catch(showSerialError),
-    loadClients(true).catch((error: unknown) => say(byId('serial-message'), describeError(error), 'error')),
+    loadClients(true).then(() => loadHistory()).catch((error: unknown) => say(byId('history-message'), describeError(error), 'error')),
     loadPolicies(true).catch(() => undefined),
-    loadHistory().catch((error: unknown) => say(byId('history-message'), describeError(error), 'error')),
     loadKeys().catch((error: unknown) => say(byId('keys-message'), describeError(error), 'error')),
     loadWebhooks().catch((error: unknown) => say(byId('webhooks-message'), describeError(error), 'error')),
     loadAudit(true).catch((error: unknown) => say(byId('audit-message'), describeError(error), 'error'))
@@ -217,13 +216,17 @@ function startChart (): void {
   window.addEventListener('resize', () => plot.setSize({ width: width(), height: 220 }))
 }
 
+/** usagePatterns needs a client: a MANAGER's own, else the one chosen (the first listed at first). */
 async function loadHistory (): Promise<void> {
+  const clientId = me.role === 'MANAGER' ? me.clientId : byId<HTMLSelectElement>('history-client').value
+  if (!clientId) { say(byId('history-message'), 'No client yet.'); return }
+  say(byId('history-message'), '')
   const hour = 3_600_000
   const until = Math.floor(Date.now() / hour) * hour + hour
   const since = until - 24 * hour
   const data = await call<{ usagePatterns: Array<{ bucket: string, validations: number, usageEvents: number }> }>(
-    'query ($since: DateTime, $until: DateTime) { usagePatterns(granularity: HOUR, since: $since, until: $until) { bucket validations usageEvents } }',
-    { since: new Date(since).toISOString(), until: new Date(until).toISOString() })
+    'query ($c: ID, $since: DateTime, $until: DateTime) { usagePatterns(clientId: $c, granularity: HOUR, since: $since, until: $until) { bucket validations usageEvents } }',
+    { c: clientId, since: new Date(since).toISOString(), until: new Date(until).toISOString() })
   const byHour = new Map(data.usagePatterns.map((b) => [Math.floor(new Date(b.bucket).getTime() / hour) * hour, b]))
   const xs: number[] = []
   const validations: number[] = []
@@ -348,14 +351,16 @@ byId<HTMLFormElement>('serial-search').addEventListener('submit', (event) => {
 
 let clientsCursor: string | null = null
 async function loadClients (reset: boolean): Promise<void> {
-  if (reset) { clientsCursor = null; byId('client-rows').replaceChildren() }
-  const data = await call<{ clients: Connection<{ clientNumber: string, name: string, status: string, contactEmail: string }> }>(
-    'query ($after: String) { clients(first: 20, after: $after) { edges { node { clientNumber name status contactEmail } } pageInfo { hasNextPage endCursor } } }', { after: clientsCursor })
+  if (reset) { clientsCursor = null; byId('client-rows').replaceChildren(); byId('history-client').replaceChildren() }
+  const data = await call<{ clients: Connection<{ id: string, clientNumber: string, name: string, status: string, contactEmail: string }> }>(
+    'query ($after: String) { clients(first: 20, after: $after) { edges { node { id clientNumber name status contactEmail } } pageInfo { hasNextPage endCursor } } }', { after: clientsCursor })
+  byId('history-client').append(...data.clients.edges.map(({ node: c }) => el('option', { value: c.id }, `${c.clientNumber} — ${c.name}`)))
   byId('client-rows').append(...data.clients.edges.map(({ node: c }) => el('tr', {},
     el('td', { class: 'mono' }, c.clientNumber), el('td', {}, c.name), el('td', { class: 'status' }, c.status), el('td', {}, c.contactEmail))))
   clientsCursor = data.clients.pageInfo.endCursor
   byId('clients-more').hidden = !data.clients.pageInfo.hasNextPage
 }
+byId('history-client').addEventListener('change', () => { void loadHistory().catch((error: unknown) => say(byId('history-message'), describeError(error), 'error')) })
 byId('clients-more').addEventListener('click', () => { void loadClients(false) })
 
 let policiesCursor: string | null = null
