@@ -4,6 +4,7 @@ import { ValidationError } from '../platform/errors.ts'
 import { idempotencyKeyInput } from '../platform/validation.ts'
 import { heartbeatRoutes } from '../validation/heartbeat-routes.ts'
 import { VALIDATION_CODES } from './serial-rules.ts'
+import { serialDeviceBody } from './serial-device-body.ts'
 
 const validateBody = {
   type: 'object',
@@ -47,15 +48,6 @@ const usageBody = {
   }
 } as const
 
-const releaseBody = {
-  type: 'object',
-  required: ['serialNumber', 'deviceId'],
-  properties: {
-    serialNumber: { type: 'string', maxLength: 64 },
-    deviceId: { type: 'string', minLength: 1, maxLength: 128 }
-  }
-} as const
-
 /** The Idempotency-Key header, checked before any work is done (a usage call activates devices). */
 function idempotencyKeyOf (header: string | string[] | undefined): string | undefined {
   if (header === undefined || header === '') return undefined
@@ -87,7 +79,7 @@ export const serialRoutes: FastifyPluginAsync = async (app) => {
     return reply.status(result.recorded ? 201 : 200).send(result)
   })
 
-  app.post('/serials/release', { schema: { body: releaseBody }, ...publicRoute }, async (request) => {
+  app.post('/serials/release', { schema: { body: serialDeviceBody }, ...publicRoute }, async (request) => {
     return services.devices.releaseBySerialNumber(request.body)
   })
 

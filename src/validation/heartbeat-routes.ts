@@ -2,15 +2,7 @@
 // validation (the serial number is the credential), under the same per-IP budget (rate-limit.ts).
 import type { FastifyPluginAsync } from 'fastify'
 import { VALIDATION_CODES } from '../serials/serial-rules.ts'
-
-const heartbeatBody = {
-  type: 'object',
-  required: ['serialNumber', 'deviceId'],
-  properties: {
-    serialNumber: { type: 'string', maxLength: 64 },
-    deviceId: { type: 'string', minLength: 1, maxLength: 128 }
-  }
-} as const
+import { serialDeviceBody } from '../serials/serial-device-body.ts'
 
 const heartbeatResponse = {
   200: {
@@ -27,6 +19,6 @@ const heartbeatResponse = {
 export const heartbeatRoutes: FastifyPluginAsync = async (app) => {
   const { services } = app.deps
   const publicRoute = { helmet: false as const, config: { rateLimit: false as const } }
-  app.post('/serials/heartbeat', { schema: { body: heartbeatBody, response: heartbeatResponse }, ...publicRoute }, async (request) =>
+  app.post('/serials/heartbeat', { schema: { body: serialDeviceBody, response: heartbeatResponse }, ...publicRoute }, async (request) =>
     services.validation.heartbeat(request.body))
 }

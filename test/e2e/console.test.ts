@@ -2,35 +2,13 @@
 // the service blocked: sign in with an API key, see a usage event recorded through REST arrive in
 // `Live usage`, revoke a serial from the serials view and see validation answer REVOKED; an
 // AUDITOR's change buttons are disabled; no console error, no serious axe finding.
-import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { artifacts, CHROMIUM_ARGS, ensureWebBuild, findChromium, seriousAxeViolations } from './browser.ts'
 import { ADMIN_KEY, build, createApiKey, createClient, createSerial, restValidate } from '../helper.ts'
 
-const chromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => spawnSync('test', ['-x', p]).status === 0)
-if (!chromium && process.env.CI === 'true') throw new Error('the console test needs Chromium (apt-get install chromium)')
-const root = fileURLToPath(new URL('../../', import.meta.url))
-const artifacts = join(root, 'test-artifacts')
-
-function ensureWebBuild (): void {
-  const pages = ['dist/web/portal/index.html', 'dist/web/dashboard/index.html'].map((f) => join(root, f))
-  if (pages.every((f) => existsSync(f))) return
-  // Built aside, then renamed into place: test files running in parallel never see half a build.
-  const aside = join(root, `dist/web-build-${process.pid}`)
-  const result = spawnSync('npx', ['vite', 'build', '--config', 'web/vite.config.ts', '--outDir', aside], { cwd: root, encoding: 'utf8' })
-  if (result.status !== 0) throw new Error(`vite build failed: ${result.stderr}`)
-  try {
-    renameSync(aside, join(root, 'dist/web'))
-  } catch {
-    rmSync(aside, { recursive: true, force: true }) // another file's build got there first
-  }
-  if (!pages.every((f) => existsSync(f))) throw new Error('dist/web is incomplete after the build')
-}
-
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync']
+const chromium = findChromium('the console test')
 
 t.test('console: sign in, live usage, revoke a serial', { skip: chromium ? false : 'needs /usr/bin/chromium' }, async (t) => {
   ensureWebBuild()
@@ -43,7 +21,7 @@ t.test('console: sign in, live usage, revoke a serial', { skip: chromium ? false
   const serial = await createSerial(app, client.id, { maxUsageCount: 3 })
   const tail = serial.serialNumber.slice(-5)
 
-  const browser = await playwright.launch({ executablePath: chromium, args: ARGS })
+  const browser = await playwright.launch({ executablePath: chromium, args: CHROMIUM_ARGS })
   t.teardown(() => browser.close())
   const page = await browser.newPage({ viewport: { width: 1280, height: 1100 } })
   const outside: string[] = []
@@ -105,13 +83,7 @@ t.test('console: sign in, live usage, revoke a serial', { skip: chromium ? false
   await page.getByTestId('serial-status').getByText(/REVOKED/).waitFor({ timeout: 15_000 })
   t.equal((await restValidate(app, { serialNumber: serial.serialNumber, deviceId: 'console-device' })).body.code, 'REVOKED', 'validation answers REVOKED')
 
-  const axe = readFileSync(join(root, 'node_modules/axe-core/axe.min.js'), 'utf8')
-  await page.evaluate(axe)
-  const violations = await page.evaluate(async () => {
-    const result = await (globalThis as any).axe.run((globalThis as any).document)
-    return result.violations.filter((v: any) => v.impact === 'serious' || v.impact === 'critical').map((v: any) => `${v.id}: ${v.help}`)
-  })
-  t.same(violations, [], 'axe: no serious or critical violation')
+  t.same(await seriousAxeViolations(page), [], 'axe: no serious or critical violation')
   await page.locator('#history-chart canvas').waitFor({ timeout: 15_000 })
   t.equal(await page.locator('#history-message').innerText(), '', 'the 24-hour chart loaded')
   mkdirSync(artifacts, { recursive: true })
@@ -132,7 +104,7 @@ t.test('console: an AUDITOR sees serials but cannot change them; a bad key is re
   const serial = await createSerial(app, client.id)
   const auditor = await createApiKey(app, 'AUDITOR')
 
-  const browser = await playwright.launch({ executablePath: chromium, args: ARGS })
+  const browser = await playwright.launch({ executablePath: chromium, args: CHROMIUM_ARGS })
   t.teardown(() => browser.close())
   const page = await browser.newPage()
   await page.goto(`${origin}/dashboard`)
@@ -170,7 +142,7 @@ t.test('console: a MANAGER sees its own client only, live usage included', { ski
   const otherSerial = await createSerial(app, other.id)
   const manager = await createApiKey(app, 'MANAGER', mine.id)
 
-  const browser = await playwright.launch({ executablePath: chromium, args: ARGS })
+  const browser = await playwright.launch({ executablePath: chromium, args: CHROMIUM_ARGS })
   t.teardown(() => browser.close())
   const page = await browser.newPage()
   const problems: string[] = []

@@ -1,15 +1,12 @@
 // GraphiQL in real Chromium with every request that leaves the service blocked: the page renders
 // from the service's own assets and runs a query (air-gapped installs have no CDN).
-import { spawnSync } from 'node:child_process'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { ADMIN_KEY, build } from '../helper.ts'
+import { artifacts, CHROMIUM_ARGS, findChromium } from './browser.ts'
 
-const chromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => spawnSync('test', ['-x', p]).status === 0)
-if (!chromium && process.env.CI === 'true') throw new Error('the GraphiQL test needs Chromium (apt-get install chromium)')
-const artifacts = fileURLToPath(new URL('../../test-artifacts', import.meta.url))
+const chromium = findChromium('the GraphiQL test')
 
 t.test('GraphiQL renders offline and runs a query', { skip: chromium ? false : 'needs /usr/bin/chromium' }, async (t) => {
   const { chromium: playwright } = await import('playwright-core')
@@ -19,8 +16,7 @@ t.test('GraphiQL renders offline and runs a query', { skip: chromium ? false : '
 
   const browser = await playwright.launch({
     executablePath: chromium,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'] // Playwright adds a fresh empty profile
+    args: CHROMIUM_ARGS // Playwright adds a fresh empty profile
   })
   t.teardown(() => browser.close())
   const page = await browser.newPage()

@@ -2,36 +2,16 @@
 // the service blocked: look a serial up by number, release a device (the seat is freed for
 // another machine), download an offline certificate; no console error, no serious axe finding,
 // and the number is never written to the page's storage.
-import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import Fastify from 'fastify'
 import t from 'tap'
+import { artifacts, CHROMIUM_ARGS, ensureWebBuild, findChromium, root, seriousAxeViolations } from './browser.ts'
 import { generateSerialNumber } from '../../src/serials/serial-number.ts'
 import webRoutes from '../../src/web/web-routes.ts'
 import { build, createClient, createSerial, gql, restValidate } from '../helper.ts'
 
-const chromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => spawnSync('test', ['-x', p]).status === 0)
-if (!chromium && process.env.CI === 'true') throw new Error('the portal test needs Chromium (apt-get install chromium)')
-const root = fileURLToPath(new URL('../../', import.meta.url))
-const artifacts = join(root, 'test-artifacts')
-
-/** The pages are built files: build them once if this checkout has not (about 2 s). */
-function ensureWebBuild (): void {
-  const pages = ['dist/web/portal/index.html', 'dist/web/dashboard/index.html'].map((f) => join(root, f))
-  if (pages.every((f) => existsSync(f))) return
-  // Built aside, then renamed into place: test files running in parallel never see half a build.
-  const aside = join(root, `dist/web-build-${process.pid}`)
-  const result = spawnSync('npx', ['vite', 'build', '--config', 'web/vite.config.ts', '--outDir', aside], { cwd: root, encoding: 'utf8' })
-  if (result.status !== 0) throw new Error(`vite build failed: ${result.stderr}`)
-  try {
-    renameSync(aside, join(root, 'dist/web'))
-  } catch {
-    rmSync(aside, { recursive: true, force: true }) // another file's build got there first
-  }
-  if (!pages.every((f) => existsSync(f))) throw new Error('dist/web is incomplete after the build')
-}
+const chromium = findChromium('the portal test')
 
 t.test('portal: look up a serial, release a device, download a certificate', { skip: chromium ? false : 'needs /usr/bin/chromium' }, async (t) => {
   ensureWebBuild()
@@ -48,8 +28,7 @@ t.test('portal: look up a serial, release a device, download a certificate', { s
 
   const browser = await playwright.launch({
     executablePath: chromium,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync']
+    args: CHROMIUM_ARGS
   })
   t.teardown(() => browser.close())
   const context = await browser.newContext({ acceptDownloads: true })
@@ -112,13 +91,7 @@ t.test('portal: look up a serial, release a device, download a certificate', { s
   const compact = serial.serialNumber.replace(/-/g, '')
   t.notOk(stored.toUpperCase().replace(/-/g, '').includes(compact), 'the number is not stored by the page')
 
-  const axe = readFileSync(join(root, 'node_modules/axe-core/axe.min.js'), 'utf8')
-  await page.evaluate(axe)
-  const violations = await page.evaluate(async () => {
-    const result = await (globalThis as any).axe.run((globalThis as any).document)
-    return result.violations.filter((v: any) => v.impact === 'serious' || v.impact === 'critical').map((v: any) => `${v.id}: ${v.help}`)
-  })
-  t.same(violations, [], 'axe: no serious or critical violation')
+  t.same(await seriousAxeViolations(page), [], 'axe: no serious or critical violation')
 
   mkdirSync(artifacts, { recursive: true })
   await page.screenshot({ path: join(artifacts, 'portal.png'), fullPage: true })
