@@ -6,6 +6,7 @@ import { z } from 'zod'
 import { clients, deviceActivations, devices, serials } from '../../schema/index.ts'
 import { appendAudit } from '../audit/audit-log.ts'
 import { writeEvents, type DomainEvent } from '../events/domain-events.ts'
+import { activateInOneStatement } from './activation-statement.ts'
 import { ANONYMOUS, canSeeClient, type Actor, type RequestMeta } from '../platform/auth.ts'
 import { lookupHash } from '../platform/crypto.ts'
 import { queryRows, type Executor } from '../platform/database.ts'
@@ -130,9 +131,20 @@ export function createDeviceService (deps: Deps) {
      * device already holding a slot renews its lease, lapsed leases are culled only when the
      * serial is full, then the device limit and the rolling activation cap, then the increment.
      */
-    async activate (serialId: string, deviceId: string, deviceInfo: Record<string, unknown> | null, now: Date, terms: PolicyTerms | null): Promise<ActivationOutcome> {
+    async activate (serialId: string, deviceId: string, deviceInfo: Record<string, unknown> | null, now: Date, terms: PolicyTerms | null, clientNumber: string): Promise<ActivationOutcome> {
       const lease = leaseUntil(terms, now.getTime())
       const leaseDate = lease === null ? null : new Date(lease)
+      // The common case in one prepared statement; anything it cannot decide (a full serial, a
+      // status change, a device already active, a rolling cap) takes the transaction below.
+      if (terms?.maxActivationsPerDay == null) {
+        const info = deviceInfo ? keyring.encrypt(JSON.stringify(deviceInfo)) : null
+        const fast = await activateInOneStatement(database.preparedDb, { serialId, deviceId, id: newId('dev'), info, now, lease: leaseDate })
+        if (fast.taken) {
+          deps.eventsWritten()
+          return { code: 'VALID', state: { ...fast.taken, clientNumber }, activated: true, leaseExpiresAt: lease }
+        }
+        if (fast.lostRace) return { code: 'VALID', state: { ...fast.lostRace, clientNumber }, activated: false, leaseExpiresAt: lease }
+      }
       let culled: CulledDevice[] = []
       let wroteEvents = false
       const outcome: ActivationOutcome = await db.transaction(async (tx) => {

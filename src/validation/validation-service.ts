@@ -182,7 +182,7 @@ export function createValidationService (deps: Deps & { devices: DeviceService, 
       return { result: answer('VALID', state, terms, held.lease, data.deviceId, data.nonce, now), serial: state, policy: terms }
     }
 
-    const outcome = await deps.devices.activate(state.id, data.deviceId, data.deviceInfo ?? null, now, terms)
+    const outcome = await deps.devices.activate(state.id, data.deviceId, data.deviceInfo ?? null, now, terms, state.clientNumber)
     const fresh = outcome.state ?? state
     if (outcome.code === 'VALID') {
       const key = deviceCacheKey(state.id, data.deviceId)

@@ -40,6 +40,28 @@ t.test('the same new device racing itself takes one slot', async (t) => {
   t.equal(Number(row?.active_devices), 1)
 })
 
+t.test('new devices racing themselves on two instances: counter, rows and events agree', async (t) => {
+  const [a, b] = await buildPair(t)
+  const client = await createClient(a)
+  const serial = await createSerial(a, client.id, { maxUsageCount: 4 })
+  // 6 devices, each sent 10 times at once through both instances: 4 get the slots, each once.
+  const results = await Promise.all(Array.from({ length: 60 }, (_, i) =>
+    restValidate(i % 2 === 0 ? a : b, { serialNumber: serial.serialNumber, deviceId: `racer-${i % 6}` })))
+  const winners = new Set(results.filter((r) => r.body.code === 'VALID').map((_, i) => i))
+  t.ok(winners.size > 0)
+  t.same([...new Set(results.map((r) => r.body.code as string))].sort(), ['TOO_MANY_DEVICES', 'VALID'])
+  const [row] = await queryRows<{ active_devices: number, devices: string, events: string }>(a.deps.database.db, sql`
+    select s.active_devices,
+      (select count(*) from devices d where d.serial_id = s.id and d.active) as devices,
+      (select count(*) from outbox o where o.aggregate_id = s.id and o.type = 'device.activated') as events
+    from serials s where s.id = ${serial.id}`)
+  t.equal(Number(row?.active_devices), 4, 'counter says 4')
+  t.equal(Number(row?.devices), 4, 'four active device rows')
+  t.equal(Number(row?.events), 4, 'one device.activated event per slot taken')
+  const again = await Promise.all(Array.from({ length: 6 }, (_, i) => restValidate(b, { serialNumber: serial.serialNumber, deviceId: `racer-${i}` })))
+  t.equal(again.filter((r) => r.body.code === 'VALID').length, 4, 'the four holders stay valid, the others are refused')
+})
+
 t.test('revoke on one instance, validate on the other at once: REVOKED', async (t) => {
   const [a, b] = await buildPair(t)
   const client = await createClient(a)
