@@ -13,6 +13,11 @@ const BATCH = 500
 const POLL_MS = 1000
 /** A kick waits this long, so the commits of a busy moment share one relay transaction. */
 const KICK_DELAY_MS = 5
+/**
+ * Rows claimed by a usage writer (published_at '-infinity', see usage-writer.ts) that are still
+ * there after this long were not published by it (a crash, a silent bus): the relay takes them.
+ */
+export const CLAIM_TIMEOUT_S = 10
 /** Published rows are kept this long for inspection, in ms. */
 export const OUTBOX_RETENTION_MS = 7 * 86_400_000
 
@@ -33,6 +38,8 @@ export interface OutboxRelay {
   /** Publishes everything pending now; resolves with the number of rows published. */
   drain (): Promise<number>
   addHook (hook: BatchHook): void
+  /** Hands claimed rows older than CLAIM_TIMEOUT_S back to the relay; resolves with their number. */
+  reclaim (): Promise<number>
   start (): void
   stop (): Promise<void>
 }
@@ -97,7 +104,14 @@ export function createOutboxRelay ({ db, bus, log }: { db: Db, bus: IEventBus, l
     return running
   }
 
+  async function reclaim (): Promise<number> {
+    const rows = await queryRows<{ id: string }>(db, sql`update outbox set published_at = null
+      where published_at = '-infinity'::timestamptz and created_at < now() - interval '${sql.raw(String(CLAIM_TIMEOUT_S))} seconds' returning id`)
+    return rows.length
+  }
+
   return {
+    reclaim,
     kick () {
       if (stopped || kickTimer) return
       kickTimer = setTimeout(() => { kickTimer = undefined; void drain() }, KICK_DELAY_MS)
@@ -106,10 +120,12 @@ export function createOutboxRelay ({ db, bus, log }: { db: Db, bus: IEventBus, l
     addHook (hook) { hooks.push(hook) },
     start () {
       stopHealth = bus.onHealthChange((healthy) => { if (healthy && !stopped) void drain() })
-      timer = setInterval(() => { void drain() }, POLL_MS)
+      timer = setInterval(() => {
+        reclaim().catch((error: unknown) => log.warn({ err: error }, 'outbox claim recovery failed')).finally(() => { void drain() })
+      }, POLL_MS)
       timer.unref()
       pruneTimer = setInterval(() => {
-        db.execute(sql`delete from outbox where published_at < ${new Date(Date.now() - OUTBOX_RETENTION_MS).toISOString()}::timestamptz`)
+        db.execute(sql`delete from outbox where published_at > '-infinity'::timestamptz and published_at < ${new Date(Date.now() - OUTBOX_RETENTION_MS).toISOString()}::timestamptz`)
           .catch((error: unknown) => log.warn({ err: error }, 'outbox prune failed'))
       }, 60_000)
       pruneTimer.unref()

@@ -90,6 +90,7 @@ export default fp<DepsOptions>(async (app, { config, background = true }) => {
     for (const t of timers) clearInterval(t)
     stopGauges()
     await stopScheduler()
+    await services.usage.close().catch(() => {})
     await relay.stop()
     await recorder.stop()
     await services.apiKeys.flushLastUsed().catch(() => {})

@@ -47,9 +47,12 @@ export function createUsageService (deps: Deps & { serials: SerialService }) {
   const { database, clock, metrics } = deps
   // Requests without an idempotency key share transactions (group commit); keyed ones keep their
   // own transaction, which also holds the idempotency row.
-  const writer = createUsageWriter(database.preparedDb, deps.eventsWritten)
+  const writer = createUsageWriter({ db: database.preparedDb, bus: deps.bus, log: deps.log, kick: deps.eventsWritten })
 
   return {
+    /** Finishes the writer's bookkeeping of published events; before the database closes. */
+    close: () => writer.close(),
+
     async record (input: unknown, meta: RequestMeta | undefined, headerKey?: string): Promise<RecordUsageResult> {
       const data = parseInput(recordInput, input)
       const { result, serial } = await deps.serials.validate({ serialNumber: data.serialNumber, deviceId: data.deviceId })
@@ -67,8 +70,9 @@ export function createUsageService (deps: Deps & { serials: SerialService }) {
         recordedAt: clock()
       }
       const write = async (exec: Executor): Promise<RecordUsageResult> => {
-        const seqs = await insertUsageBatch(exec, [insert])
-        return { recorded: true, code: 'VALID', usageEvent: toUsageView(storedUsage(insert, seqs.get(insert.id)!)) }
+        // In the caller's transaction: the relay publishes it after commit.
+        const stored = await insertUsageBatch(exec, [insert])
+        return { recorded: true, code: 'VALID', usageEvent: toUsageView(storedUsage(insert, stored.get(insert.id)!.seq)) }
       }
 
       const key = headerKey ?? data.idempotencyKey ?? undefined

@@ -1,13 +1,24 @@
 // Adaptive group commit for usage events: a row is written at once when the writer is idle;
-// rows arriving while a commit is in flight wait and go together in the next transaction (at
-// most BATCH). Every caller is answered only after its transaction committed: nothing is
+// rows arriving while a commit is in flight wait and go together in the next statement (at
+// most BATCH). Every caller is answered only after its statement committed: nothing is
 // acknowledged before it is durable.
 //
 // A batch is one statement of fixed text (arrays through unnest), prepared once per connection:
 // the usage rows and their outbox rows are inserted together, atomically, in one round trip.
+//
+// Publishing: when no webhook wants usage.recorded, the outbox rows are written claimed
+// (published_at = '-infinity') and the writer publishes the events itself right after the commit,
+// then deletes the rows: no relay transaction per batch, no second write of each row. The outbox
+// row stays what makes delivery at-least-once: claimed rows a writer did not get rid of (a crash,
+// a silent bus) are handed back to the relay (see reclaimStaleClaims). Rows a webhook wants are
+// written unclaimed, so the relay enqueues their deliveries in its transaction as for every event.
 import { sql } from 'drizzle-orm'
+import type { FastifyBaseLogger } from 'fastify'
 import { usageEvents } from '../../schema/index.ts'
+import { eventTopic } from '../events/domain-events.ts'
+import type { PublishedEvent } from '../events/outbox-relay.ts'
 import { queryRows, type Db, type Executor } from '../platform/database.ts'
+import type { IEventBus } from '../platform/event-bus.ts'
 
 export type UsageInsert = typeof usageEvents.$inferInsert
 export type UsageRow = typeof usageEvents.$inferSelect
@@ -21,16 +32,24 @@ export function storedUsage (row: UsageInsert, seq: number): UsageRow {
 
 interface Pending { row: UsageInsert, resolve: (row: UsageRow) => void, reject: (error: unknown) => void }
 
-export interface UsageWriter { write (row: UsageInsert): Promise<UsageRow> }
+export interface UsageWriter {
+  write (row: UsageInsert): Promise<UsageRow>
+  /** Deletes (or hands back) what was published; call before the database closes. */
+  close (): Promise<void>
+}
+
+/** What the batch statement stored for one row. */
+export interface StoredUsage { seq: number, outboxId: number, claimed: boolean }
 
 /**
  * Inserts the rows, one `usage.recorded` outbox event each (payload: the event as subscribers see
  * it, every column but ip, recordedAt as ISO 8601 in UTC) and their share of the analytics
- * rollups (usage_daily, usage_client_hourly, usage_device_days). Returns id → seq.
+ * rollups (usage_daily, usage_client_hourly, usage_device_days). With `claim`, outbox rows no
+ * webhook wants are written claimed for the caller to publish after commit. Returns id → stored.
  */
-export async function insertUsageBatch (db: Executor, rows: UsageInsert[]): Promise<Map<string, number>> {
+export async function insertUsageBatch (db: Executor, rows: UsageInsert[], claim = false): Promise<Map<string, StoredUsage>> {
   const column = <T>(pick: (r: UsageInsert) => T) => sql.param(rows.map(pick))
-  const result = await queryRows<{ id: string, seq: string | number }>(db, sql`
+  const result = await queryRows<{ id: string, seq: string | number, outbox_id: string | number, claimed: boolean }>(db, sql`
     with u as (
       insert into usage_events (id, serial_id, client_id, device_id, kind, quantity, feature, ip, recorded_at)
       select * from unnest(${column((r) => r.id)}::text[], ${column((r) => r.serialId)}::text[], ${column((r) => r.clientId)}::text[],
@@ -50,19 +69,73 @@ export async function insertUsageBatch (db: Executor, rows: UsageInsert[]): Prom
       select distinct serial_id, client_id, date_trunc('day', recorded_at, 'UTC'), device_id from u
       on conflict do nothing
     ), o as (
-      insert into outbox (type, aggregate_id, client_id, payload)
+      insert into outbox (type, aggregate_id, client_id, payload, published_at)
       select 'usage.recorded', serial_id, client_id, jsonb_build_object(
         'id', id, 'seq', seq, 'serialId', serial_id, 'clientId', client_id, 'deviceId', device_id, 'kind', kind,
-        'quantity', quantity, 'feature', feature, 'recordedAt', to_char(recorded_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+        'quantity', quantity, 'feature', feature, 'recordedAt', to_char(recorded_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
+        case when ${claim}::boolean and not exists (select 1 from webhooks w where w.enabled and w.deleted_at is null
+          and (w.client_id is null or w.client_id = u.client_id) and (cardinality(w.events) = 0 or 'usage.recorded' = any(w.events)))
+        then '-infinity'::timestamptz end
       from u order by seq
+      returning id, payload->>'id' as usage_id, published_at is not null as claimed
     )
-    select id, seq from u`)
-  return new Map(result.map((r) => [r.id, Number(r.seq)]))
+    select u.id, u.seq, o.id as outbox_id, o.claimed from u join o on o.usage_id = u.id`)
+  return new Map(result.map((r) => [r.id, { seq: Number(r.seq), outboxId: Number(r.outbox_id), claimed: r.claimed }]))
 }
 
-export function createUsageWriter (db: Db, committed: () => void): UsageWriter {
+/** How long published outbox ids wait to be deleted together (ms). */
+const CLEANUP_MS = 50
+
+export interface UsageWriterDeps { db: Db, bus: IEventBus, log: FastifyBaseLogger, kick: () => void }
+
+export function createUsageWriter ({ db, bus, log, kick }: UsageWriterDeps): UsageWriter {
   const queue: Pending[] = []
   let flushing = false
+  /** Claimed outbox rows whose events went out: deleted in one statement. */
+  const published: number[] = []
+  /** Claimed outbox rows whose events could not go out: handed to the relay. */
+  const unsent: number[] = []
+  let cleanupTimer: NodeJS.Timeout | undefined
+  let cleaning: Promise<void> | undefined
+
+  async function cleanup (): Promise<void> {
+    cleanupTimer = undefined
+    const done = published.splice(0)
+    const back = unsent.splice(0)
+    try {
+      if (done.length > 0) await db.execute(sql`delete from outbox where id = any(${sql.param(done)}::bigint[])`)
+      if (back.length > 0) {
+        await db.execute(sql`update outbox set published_at = null where id = any(${sql.param(back)}::bigint[])`)
+        kick()
+      }
+    } catch (error) {
+      // The rows stay claimed; the relay takes them back after CLAIM_TIMEOUT (at least once).
+      log.warn({ err: error }, 'usage outbox cleanup failed; the relay will re-send those events')
+    }
+  }
+
+  function scheduleCleanup (): void {
+    cleanupTimer ??= setTimeout(() => { cleaning = cleanup().finally(() => { cleaning = undefined }) }, CLEANUP_MS)
+  }
+
+  function publish (batch: Pending[], stored: Map<string, StoredUsage>): void {
+    const events: PublishedEvent[] = []
+    let unclaimed = false
+    const createdAt = new Date().toISOString()
+    for (const p of batch) {
+      const s = stored.get(p.row.id!)!
+      if (!s.claimed) { unclaimed = true; continue }
+      const { ip: _ip, recordedAt, ...rest } = storedUsage(p.row, s.seq)
+      events.push({ id: s.outboxId, type: 'usage.recorded', aggregateId: rest.serialId, clientId: rest.clientId, payload: { ...rest, recordedAt: recordedAt.toISOString() }, createdAt })
+    }
+    if (unclaimed) kick()
+    if (events.length === 0) return
+    const ids = events.map((e) => e.id)
+    if (!bus.healthy()) { unsent.push(...ids); scheduleCleanup(); return }
+    Promise.all(events.map((e) => bus.publish(eventTopic('usage.recorded', e.clientId), e))).then(
+      () => { published.push(...ids); scheduleCleanup() },
+      (error: unknown) => { log.warn({ err: error }, 'usage events not published; handing them to the relay'); unsent.push(...ids); scheduleCleanup() })
+  }
 
   async function flush (): Promise<void> {
     flushing = true
@@ -73,12 +146,12 @@ export function createUsageWriter (db: Db, committed: () => void): UsageWriter {
           const rows = batch.map((p) => p.row)
           // Rollup rows are shared by concurrent writers; a deadlock between two instances'
           // batches aborts one statement (nothing stored), which is then tried once more.
-          const seqs = await insertUsageBatch(db, rows).catch((error: { code?: string }) => {
-            if (error?.code === '40P01') return insertUsageBatch(db, rows)
+          const stored = await insertUsageBatch(db, rows, true).catch((error: { code?: string }) => {
+            if (error?.code === '40P01') return insertUsageBatch(db, rows, true)
             throw error
           })
-          committed()
-          for (const p of batch) p.resolve(storedUsage(p.row, seqs.get(p.row.id!)!))
+          for (const p of batch) p.resolve(storedUsage(p.row, stored.get(p.row.id!)!.seq))
+          publish(batch, stored)
         } catch (error) {
           for (const p of batch) p.reject(error)
         }
@@ -94,6 +167,10 @@ export function createUsageWriter (db: Db, committed: () => void): UsageWriter {
         queue.push({ row, resolve, reject })
         if (!flushing) void flush()
       })
+    },
+    async close () {
+      if (cleanupTimer) { clearTimeout(cleanupTimer); await cleanup() }
+      await cleaning
     }
   }
 }

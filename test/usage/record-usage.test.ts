@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm'
 import t from 'tap'
+import { eventTopic } from '../../src/events/domain-events.ts'
 import { queryRows } from '../../src/platform/database.ts'
 import { build, createClient, createSerial, gqlOk } from '../helper.ts'
 
@@ -14,6 +15,8 @@ t.test('usage is validated first, stored with its outbox event, then acknowledge
   const client = await createClient(app)
   const serial = await createSerial(app, client.id, { maxUsageCount: 1 })
 
+  const heard: Array<{ id: number, payload: { id: string, seq: number, recordedAt: string } }> = []
+  t.teardown(await app.deps.bus.subscribe(eventTopic('usage.recorded', client.id), (event) => { heard.push(event as typeof heard[number]) }))
   const res = await app.inject({ method: 'POST', url: '/api/v1/serials/usage', payload: { serialNumber: serial.serialNumber, deviceId: 'pc-1', quantity: 5, feature: 'render' } })
   t.equal(res.statusCode, 201)
   const body = res.json()
@@ -22,9 +25,15 @@ t.test('usage is validated first, stored with its outbox event, then acknowledge
 
   const rows = await usageRows(app, serial.id)
   t.equal(rows.length, 1, 'stored before the answer')
-  const outbox = await queryRows<{ type: string, payload: { id: string } }>(app.deps.database.db, sql`select type, payload from outbox where aggregate_id = ${serial.id} and type = 'usage.recorded'`)
-  t.equal(outbox.length, 1, 'one usage.recorded event in the outbox')
-  t.equal(outbox[0]?.payload.id, body.usageEvent.id)
+  // No webhook wants it: the writer publishes the event itself after the commit (no relay is
+  // running here), then deletes its outbox row.
+  const end = Date.now() + 5000
+  while (heard.length === 0 && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 10))
+  t.equal(heard.length, 1, 'published once, without the relay')
+  t.match(heard[0]?.payload, { id: body.usageEvent.id, seq: Number(body.usageEvent.seq), recordedAt: body.usageEvent.recordedAt })
+  await app.deps.services.usage.close()
+  const outbox = await queryRows<{ n: string }>(app.deps.database.db, sql`select count(*) as n from outbox where aggregate_id = ${serial.id} and type = 'usage.recorded'`)
+  t.equal(Number(outbox[0]?.n), 0, 'its outbox row is gone once published')
 
   const viaGraphql = await gqlOk(app, RECORD, { input: { serialNumber: serial.serialNumber, deviceId: 'pc-1' } }, null)
   t.match(viaGraphql.recordUsage, { recorded: true, code: 'VALID', usageEvent: { quantity: 1, feature: null } })
@@ -86,4 +95,38 @@ t.test('idempotency key: retries, even racing ones, store one event and replay t
   const gqlRetry = await gqlOk(app, RECORD, { input: { serialNumber: serial.serialNumber, deviceId: 'pc', idempotencyKey: 'job-2' } }, null)
   t.equal(gqlRetry.recordUsage.usageEvent.id, gqlKey.recordUsage.usageEvent.id)
   t.equal((await usageRows(app, serial.id)).length, 2)
+})
+
+t.test('usage a webhook wants goes through the relay, which enqueues its delivery', async (t) => {
+  // A loopback URL (never called: the delivery worker does not run without background tasks).
+  const app = await build(t, { background: false, env: { WEBHOOK_ALLOW_PRIVATE: 'true' } })
+  const client = await createClient(app)
+  const serial = await createSerial(app, client.id, { maxUsageCount: 1 })
+  await gqlOk(app, 'mutation ($i: CreateWebhookInput!) { createWebhook(input: $i) { webhook { id } } }', { i: { clientId: client.id, url: 'http://127.0.0.1:9/usage', events: ['usage.recorded'] } })
+  const res = await app.inject({ method: 'POST', url: '/api/v1/serials/usage', payload: { serialNumber: serial.serialNumber, deviceId: 'pc-1' } })
+  t.equal(res.statusCode, 201)
+  const [pending] = await queryRows<{ n: string }>(app.deps.database.db, sql`select count(*) as n from outbox where aggregate_id = ${serial.id} and type = 'usage.recorded' and published_at is null`)
+  t.equal(Number(pending?.n), 1, 'written unclaimed, for the relay')
+  await app.deps.relay.drain()
+  const deliveries = await queryRows<{ event_type: string, payload: { id: string } }>(app.deps.database.db, sql`select event_type, payload from webhook_deliveries where event_type = 'usage.recorded' and payload->>'serialId' = ${serial.id}`)
+  t.equal(deliveries.length, 1, 'one delivery enqueued')
+  t.equal(deliveries[0]?.payload.id, res.json().usageEvent.id)
+})
+
+t.test('claimed usage events a writer never published are relayed after the claim times out', async (t) => {
+  const app = await build(t, { background: false })
+  const clientId = `cli_CLAIM${Date.now()}`
+  // As after a crash between the commit and the publish: claimed rows, one old, one fresh.
+  await app.deps.database.db.execute(sql`insert into outbox (type, aggregate_id, client_id, payload, published_at, created_at) values
+    ('usage.recorded', 'ser_CLAIMOLD', ${clientId}, '{"n": 1}', '-infinity', now() - interval '1 minute'),
+    ('usage.recorded', 'ser_CLAIMNEW', ${clientId}, '{"n": 2}', '-infinity', now())`)
+  const heard: number[] = []
+  t.teardown(await app.deps.bus.subscribe(eventTopic('usage.recorded', clientId), (event) => { heard.push((event as { payload: { n: number } }).payload.n) }))
+  t.equal(await app.deps.relay.reclaim(), 1, 'only the row older than the claim timeout is taken back')
+  await app.deps.relay.drain()
+  const end = Date.now() + 5000
+  while (heard.length === 0 && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 10))
+  t.same(heard, [1], 'the stale claim is published; the fresh one is left to its writer')
+  const rows = await queryRows<{ aggregate_id: string, published: boolean }>(app.deps.database.db, sql`select aggregate_id, published_at > '-infinity'::timestamptz as published from outbox where client_id = ${clientId} order by id`)
+  t.same(rows, [{ aggregate_id: 'ser_CLAIMOLD', published: true }, { aggregate_id: 'ser_CLAIMNEW', published: false }])
 })
