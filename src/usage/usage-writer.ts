@@ -10,8 +10,10 @@
 // (published_at = '-infinity') and the writer publishes the events itself right after the commit,
 // then deletes the rows: no relay transaction per batch, no second write of each row. The outbox
 // row stays what makes delivery at-least-once: claimed rows a writer did not get rid of (a crash,
-// a silent bus) are handed back to the relay (see reclaimStaleClaims). Rows a webhook wants are
+// a silent bus) are handed back to the relay (OutboxRelay.reclaim). Rows a webhook wants are
 // written unclaimed, so the relay enqueues their deliveries in its transaction as for every event.
+// With an in-process bus (one instance, e.g. the embedded default) no row is written for events
+// no webhook wants: nobody else could take them over, and the subscribers end with the process.
 import { sql } from 'drizzle-orm'
 import type { FastifyBaseLogger } from 'fastify'
 import { usageEvents } from '../../schema/index.ts'
@@ -38,8 +40,15 @@ export interface UsageWriter {
   close (): Promise<void>
 }
 
-/** What the batch statement stored for one row. */
-export interface StoredUsage { seq: number, outboxId: number, claimed: boolean }
+/** What the batch statement stored for one row; outboxId null when no outbox row was written. */
+export interface StoredUsage { seq: number, outboxId: number | null, claimed: boolean }
+
+/**
+ * What becomes of a row's outbox event when no webhook wants it: `relay` leaves it to the relay,
+ * `claim` marks it for the writer to publish, `skip` writes none (an in-process bus: no other
+ * instance could take it over, and this process's subscribers end with it).
+ */
+export type OutboxMode = 'relay' | 'claim' | 'skip'
 
 /**
  * Inserts the rows, one `usage.recorded` outbox event each (payload: the event as subscribers see
@@ -47,9 +56,9 @@ export interface StoredUsage { seq: number, outboxId: number, claimed: boolean }
  * rollups (usage_daily, usage_client_hourly, usage_device_days). With `claim`, outbox rows no
  * webhook wants are written claimed for the caller to publish after commit. Returns id → stored.
  */
-export async function insertUsageBatch (db: Executor, rows: UsageInsert[], claim = false): Promise<Map<string, StoredUsage>> {
+export async function insertUsageBatch (db: Executor, rows: UsageInsert[], mode: OutboxMode = 'relay'): Promise<Map<string, StoredUsage>> {
   const column = <T>(pick: (r: UsageInsert) => T) => sql.param(rows.map(pick))
-  const result = await queryRows<{ id: string, seq: string | number, outbox_id: string | number, claimed: boolean }>(db, sql`
+  const result = await queryRows<{ id: string, seq: string | number, outbox_id: string | number | null, claimed: boolean }>(db, sql`
     with u as (
       insert into usage_events (id, serial_id, client_id, device_id, kind, quantity, feature, ip, recorded_at)
       select * from unnest(${column((r) => r.id)}::text[], ${column((r) => r.serialId)}::text[], ${column((r) => r.clientId)}::text[],
@@ -68,19 +77,23 @@ export async function insertUsageBatch (db: Executor, rows: UsageInsert[], claim
       insert into usage_device_days (serial_id, client_id, day, device_id)
       select distinct serial_id, client_id, date_trunc('day', recorded_at, 'UTC'), device_id from u
       on conflict do nothing
+    ), wanted as (
+      select u.id, exists (select 1 from webhooks w where w.enabled and w.deleted_at is null
+        and (w.client_id is null or w.client_id = u.client_id) and (cardinality(w.events) = 0 or 'usage.recorded' = any(w.events))) as by_webhook
+      from u
     ), o as (
       insert into outbox (type, aggregate_id, client_id, payload, published_at)
       select 'usage.recorded', serial_id, client_id, jsonb_build_object(
         'id', id, 'seq', seq, 'serialId', serial_id, 'clientId', client_id, 'deviceId', device_id, 'kind', kind,
         'quantity', quantity, 'feature', feature, 'recordedAt', to_char(recorded_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
-        case when ${claim}::boolean and not exists (select 1 from webhooks w where w.enabled and w.deleted_at is null
-          and (w.client_id is null or w.client_id = u.client_id) and (cardinality(w.events) = 0 or 'usage.recorded' = any(w.events)))
-        then '-infinity'::timestamptz end
-      from u order by seq
+        case when ${mode}::text = 'claim' and not wanted.by_webhook then '-infinity'::timestamptz end
+      from u join wanted using (id)
+      where ${mode}::text <> 'skip' or wanted.by_webhook
+      order by seq
       returning id, payload->>'id' as usage_id, published_at is not null as claimed
     )
-    select u.id, u.seq, o.id as outbox_id, o.claimed from u join o on o.usage_id = u.id`)
-  return new Map(result.map((r) => [r.id, { seq: Number(r.seq), outboxId: Number(r.outbox_id), claimed: r.claimed }]))
+    select u.id, u.seq, o.id as outbox_id, coalesce(o.claimed, true) as claimed from u left join o on o.usage_id = u.id`)
+  return new Map(result.map((r) => [r.id, { seq: Number(r.seq), outboxId: r.outbox_id === null ? null : Number(r.outbox_id), claimed: r.claimed }]))
 }
 
 /** How long published outbox ids wait to be deleted together (ms). */
@@ -89,6 +102,7 @@ const CLEANUP_MS = 50
 export interface UsageWriterDeps { db: Db, bus: IEventBus, log: FastifyBaseLogger, kick: () => void }
 
 export function createUsageWriter ({ db, bus, log, kick }: UsageWriterDeps): UsageWriter {
+  const mode: OutboxMode = bus.kind === 'memory' ? 'skip' : 'claim'
   const queue: Pending[] = []
   let flushing = false
   /** Claimed outbox rows whose events went out: deleted in one statement. */
@@ -126,11 +140,13 @@ export function createUsageWriter ({ db, bus, log, kick }: UsageWriterDeps): Usa
       const s = stored.get(p.row.id!)!
       if (!s.claimed) { unclaimed = true; continue }
       const { ip: _ip, recordedAt, ...rest } = storedUsage(p.row, s.seq)
-      events.push({ id: s.outboxId, type: 'usage.recorded', aggregateId: rest.serialId, clientId: rest.clientId, payload: { ...rest, recordedAt: recordedAt.toISOString() }, createdAt })
+      // Without an outbox row (skip mode) the event carries id 0: only webhooks read the id, and
+      // events a webhook wants always have a row.
+      events.push({ id: s.outboxId ?? 0, type: 'usage.recorded', aggregateId: rest.serialId, clientId: rest.clientId, payload: { ...rest, recordedAt: recordedAt.toISOString() }, createdAt })
     }
     if (unclaimed) kick()
     if (events.length === 0) return
-    const ids = events.map((e) => e.id)
+    const ids = events.flatMap((e) => e.id === 0 ? [] : [e.id])
     if (!bus.healthy()) { unsent.push(...ids); scheduleCleanup(); return }
     Promise.all(events.map((e) => bus.publish(eventTopic('usage.recorded', e.clientId), e))).then(
       () => { published.push(...ids); scheduleCleanup() },
@@ -146,8 +162,8 @@ export function createUsageWriter ({ db, bus, log, kick }: UsageWriterDeps): Usa
           const rows = batch.map((p) => p.row)
           // Rollup rows are shared by concurrent writers; a deadlock between two instances'
           // batches aborts one statement (nothing stored), which is then tried once more.
-          const stored = await insertUsageBatch(db, rows, true).catch((error: { code?: string }) => {
-            if (error?.code === '40P01') return insertUsageBatch(db, rows, true)
+          const stored = await insertUsageBatch(db, rows, mode).catch((error: { code?: string }) => {
+            if (error?.code === '40P01') return insertUsageBatch(db, rows, mode)
             throw error
           })
           for (const p of batch) p.resolve(storedUsage(p.row, stored.get(p.row.id!)!.seq))
