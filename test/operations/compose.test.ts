@@ -70,5 +70,14 @@ t.test('mounted files exist and agree: nginx upstreams, scrape targets, Grafana 
   t.equal(dirname(dashboard!.split(':')[1]!), provider.providers[0]!.options.path, 'the provider loads the mounted dashboard')
   const datasource = parse(readFileSync(join(deploy, 'compose/grafana/provisioning/datasources/prometheus.yaml'), 'utf8')) as { datasources: Array<{ url: string, type: string }> }
   t.match(datasource.datasources[0], { type: 'prometheus', url: 'http://prometheus:9090' })
-  JSON.parse(readFileSync(join(deploy, 'grafana/serials-dashboard.json'), 'utf8'))
+  // File provisioning never substitutes a dashboard's __inputs: every `${VAR}` the panels use must
+  // be one of the dashboard's own template variables, and the datasource one must select the
+  // provisioned datasource's type.
+  const board = JSON.parse(readFileSync(join(deploy, 'grafana/serials-dashboard.json'), 'utf8')) as { __inputs?: unknown, templating?: { list: Array<{ name: string, type: string, query: string }> } }
+  t.notOk(board.__inputs, 'no import-only inputs')
+  const variables = new Map((board.templating?.list ?? []).map((v) => [v.name, v]))
+  const used = new Set([...JSON.stringify(board).matchAll(/\$\{(\w+)/g)].map((m) => m[1]!))
+  t.ok(used.size > 0, 'the panels name their datasource through a variable')
+  for (const name of used) t.ok(variables.has(name), `\${${name}} is a template variable of the dashboard`)
+  for (const v of variables.values()) if (v.type === 'datasource') t.equal(v.query, datasource.datasources[0]!.type, `${v.name} selects the provisioned ${v.query} datasource`)
 })
