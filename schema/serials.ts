@@ -46,6 +46,8 @@ export const serials = pgTable('serials', {
   index('serials_client_status_idx').on(t.clientId, t.status),
   index('serials_expires_at_idx').on(t.expiresAt),
   index('serials_policy_id_idx').on(t.policyId),
+  // The signed revocation list's query (src/revocations/): a few revoked serials among many.
+  index('serials_revoked_idx').on(t.revokedAt).where(sql`status = 'REVOKED'`),
   // Not <= max_usage_count: lowering the maximum leaves existing devices active until released.
   check('serials_active_devices_nonnegative', sql`${t.activeDevices} >= 0`)
 ])

@@ -1,9 +1,18 @@
-import { bigint, bigserial, index, integer, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core'
-import { id } from './columns.ts'
+import { bigint, bigserial, index, integer, pgTable, primaryKey, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core'
 
-/** Append-only usage records. seq is the resume cursor of the usageRecorded subscription. */
+/**
+ * Append-only usage records. seq is the resume cursor of the usageRecorded subscription.
+ *
+ * Partitioned by month on recorded_at (PostgreSQL declarative partitioning; drizzle-kit does not
+ * model it: the migration usage_partitions creates the parent, src/usage/partitions.ts the monthly
+ * partitions `usage_events_YYYY_MM` ahead of time, plus `usage_events_default` for any row no month
+ * holds yet). A unique index on a partitioned table must hold the partition key, hence the primary
+ * key (id, recorded_at). seq gets a plain index: its values come only from its sequence, so it is
+ * unique by construction, and a unique (seq, recorded_at) would not enforce that anyway.
+ */
 export const usageEvents = pgTable('usage_events', {
-  id: id(),
+  /** Prefixed, time-ordered id (`use_01J…`); unique with recorded_at (see the primary key). */
+  id: text('id').notNull(),
   seq: bigserial('seq', { mode: 'number' }).notNull(),
   serialId: text('serial_id').notNull(),
   clientId: text('client_id').notNull(),
@@ -16,7 +25,8 @@ export const usageEvents = pgTable('usage_events', {
   ip: text('ip'),
   recordedAt: timestamp('recorded_at', { withTimezone: true }).notNull().defaultNow()
 }, (t) => [
-  uniqueIndex('usage_events_seq_key').on(t.seq),
+  primaryKey({ name: 'usage_events_pkey', columns: [t.id, t.recordedAt] }),
+  index('usage_events_seq_idx').on(t.seq),
   index('usage_events_serial_time_idx').on(t.serialId, t.recordedAt),
   index('usage_events_client_time_idx').on(t.clientId, t.recordedAt)
 ])
@@ -79,4 +89,19 @@ export const validationClientHourly = pgTable('validation_client_hourly', {
   count: integer('count').notNull().default(0)
 }, (t) => [
   uniqueIndex('validation_client_hourly_key').on(t.clientId, t.hour, t.code)
+])
+
+/**
+ * Validation counts per client, minute (UTC) and code, upserted by the validation flusher next to
+ * validation_client_hourly and kept for 48 hours (the flusher prunes older minutes): the console's
+ * "validations per minute" chart. Not rebuildable from the hourly tables (they have no minutes).
+ */
+export const validationClientMinutely = pgTable('validation_client_minutely', {
+  clientId: text('client_id').notNull(),
+  minute: timestamp('minute', { withTimezone: true }).notNull(),
+  code: text('code').notNull(),
+  count: integer('count').notNull().default(0)
+}, (t) => [
+  uniqueIndex('validation_client_minutely_key').on(t.clientId, t.minute, t.code),
+  index('validation_client_minutely_minute_idx').on(t.minute)
 ])

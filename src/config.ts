@@ -57,6 +57,8 @@ const envSchema = z.object({
   HEADERS_TIMEOUT: z.coerce.number().int().min(1).max(600).default(10),
   REQUEST_TIMEOUT: z.coerce.number().int().min(1).max(3600).default(30),
   EXPIRY_WARNING_DAYS: z.coerce.number().int().min(1).max(365).default(7),
+  USAGE_RETENTION_DAYS: z.coerce.number().int('must be a whole number of days')
+    .min(1, 'must be at least 1 (unset keeps every usage event)').max(36_500, 'must be at most 36500').optional(),
   FEATURE_BULK_OPERATIONS: bool(true),
   FEATURE_REAL_TIME_UPDATES: bool(true),
   FEATURE_ADVANCED_ANALYTICS: bool(false),
@@ -97,6 +99,8 @@ export interface Config {
   requestTimeout: number
   /** Days before expiry when serial.expiring is raised (once per expiry). */
   expiryWarningDays: number
+  /** Days of raw usage_events kept (whole months past it are dropped; rollups stay); undefined = keep all. */
+  usageRetentionDays: number | undefined
   features: { bulkOperations: boolean, realTimeUpdates: boolean, advancedAnalytics: boolean }
   adminApiKey: string | undefined
   logLevel: Env['LOG_LEVEL']
@@ -229,6 +233,7 @@ export async function loadConfig (source: Record<string, string | undefined> = p
     headersTimeout: env.HEADERS_TIMEOUT,
     requestTimeout: env.REQUEST_TIMEOUT,
     expiryWarningDays: env.EXPIRY_WARNING_DAYS,
+    usageRetentionDays: env.USAGE_RETENTION_DAYS,
     features: {
       bulkOperations: env.FEATURE_BULK_OPERATIONS,
       realTimeUpdates: env.FEATURE_REAL_TIME_UPDATES,

@@ -1,11 +1,13 @@
 // Background lifecycle work, safe with any number of instances running it: culling lapsed
-// leases, serial.expiring / serial.expired notices, pruning old activation rows. Each task runs
+// leases, serial.expiring / serial.expired notices, pruning old activation rows, usage_events'
+// monthly partitions (created ahead; dropped past USAGE_RETENTION_DAYS). Each task runs
 // in a transaction holding its own advisory lock (one instance at a time), and every event is
 // claimed by a conditional update in the same transaction, so each is raised exactly once.
 import { sql } from 'drizzle-orm'
 import type { DeviceService } from '../devices/device-service.ts'
 import { queryRows, type Executor } from '../platform/database.ts'
 import type { Deps } from '../platform/deps.ts'
+import { dropExpiredUsagePartitions, ensureUsagePartitions, type EnsureReport, type RetentionReport } from '../usage/partitions.ts'
 import { SWEEP_INTERVAL_MS } from '../validation/lease-rules.ts'
 
 const CULL_LOCK = 727_014
@@ -19,6 +21,11 @@ export interface LifecycleScheduler {
   sweepLeases (): Promise<number>
   /** Raises due serial.expiring and serial.expired events; resolves with how many. */
   sweepExpiries (): Promise<number>
+  /**
+   * Creates the coming months' usage_events partitions and, when USAGE_RETENTION_DAYS is set,
+   * drops the months past it (retention null when unset). Runs at start-up, then daily.
+   */
+  maintainUsagePartitions (): Promise<{ ensured: EnsureReport, retention: RetentionReport | null }>
   /** Starts the timers; returns a stop function that waits for a running sweep. */
   start (): () => Promise<void>
 }
@@ -79,9 +86,27 @@ export function createLifecycleScheduler (deps: Deps & { devices: DeviceService 
     return total
   }
 
+  async function maintainUsagePartitions (): Promise<{ ensured: EnsureReport, retention: RetentionReport | null }> {
+    const now = clock()
+    // A failure here (a lock not granted in time) leaves writes safe in the DEFAULT partition and
+    // is retried at the next run; retention still runs.
+    const ensured = await ensureUsagePartitions(db, now).catch((error: unknown): EnsureReport => {
+      log.warn({ err: error }, 'usage partitions: creating the coming months failed; retried at the next run')
+      return { created: [], moved: 0 }
+    })
+    if (ensured.created.length > 0) log.info({ created: ensured.created, moved: ensured.moved }, 'usage partitions created')
+    const days = config.usageRetentionDays
+    const retention = days === undefined ? null : await dropExpiredUsagePartitions(db, now, days)
+    if (retention && retention.dropped.length > 0) {
+      log.info({ dropped: retention.dropped, cutoff: retention.cutoff.toISOString(), retentionDays: days }, 'usage partitions dropped (USAGE_RETENTION_DAYS); rollups kept')
+    }
+    return { ensured, retention }
+  }
+
   return {
     sweepLeases,
     sweepExpiries,
+    maintainUsagePartitions,
     start () {
       let running: Promise<unknown> = Promise.resolve()
       const run = (task: () => Promise<unknown>) => () => {
@@ -90,9 +115,13 @@ export function createLifecycleScheduler (deps: Deps & { devices: DeviceService 
       const timers = [
         setInterval(run(sweepLeases), SWEEP_INTERVAL_MS),
         setInterval(run(sweepExpiries), 60_000),
-        setInterval(run(() => deps.devices.pruneActivations(clock())), 3_600_000)
+        setInterval(run(() => deps.devices.pruneActivations(clock())), 3_600_000),
+        setInterval(run(maintainUsagePartitions), DAY_MS)
       ]
       for (const t of timers) t.unref()
+      // At start-up too: a service down over a month's turn gets that month's partition at once
+      // (until then its rows wait, safely, in the DEFAULT partition).
+      run(maintainUsagePartitions)()
       return async () => {
         for (const t of timers) clearInterval(t)
         await running

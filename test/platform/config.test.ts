@@ -35,7 +35,10 @@ const invalid: Array<[string, Record<string, string>]> = [
   ['FEATURE_BULK_OPERATIONS', { FEATURE_BULK_OPERATIONS: 'maybe' }],
   ['ADMIN_API_KEY', { ADMIN_API_KEY: 'short' }],
   ['LOG_LEVEL', { LOG_LEVEL: 'loud' }],
-  ['SERIAL_PUBLIC_KEY', { SERIAL_PRIVATE_KEY: '-----BEGIN PRIVATE KEY-----\nx' }]
+  ['SERIAL_PUBLIC_KEY', { SERIAL_PRIVATE_KEY: '-----BEGIN PRIVATE KEY-----\nx' }],
+  ['USAGE_RETENTION_DAYS', { USAGE_RETENTION_DAYS: '0' }],
+  ['USAGE_RETENTION_DAYS', { USAGE_RETENTION_DAYS: '30.5' }],
+  ['USAGE_RETENTION_DAYS', { USAGE_RETENTION_DAYS: 'forever' }]
 ]
 for (const [variable, env] of invalid) {
   t.test(`invalid ${variable} stops start-up with one line naming it`, async (t) => {
@@ -46,6 +49,11 @@ for (const [variable, env] of invalid) {
     t.notMatch((error as Error).message, /\n/)
   })
 }
+
+t.test('USAGE_RETENTION_DAYS: unset keeps every usage event; a number of days otherwise', async (t) => {
+  t.equal((await loadConfig(base)).usageRetentionDays, undefined)
+  t.equal((await loadConfig({ ...base, USAGE_RETENTION_DAYS: '400' })).usageRetentionDays, 400)
+})
 
 t.test('production refuses generated secrets', async (t) => {
   const error = await loadConfig({ ...base, NODE_ENV: 'production' }).then(() => null, (e: unknown) => e)
