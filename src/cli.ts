@@ -15,10 +15,24 @@ import { createEventBus } from './platform/event-bus.ts'
 import { rotateEncryptionKey } from './platform/key-rotation.ts'
 import { createMetrics } from './platform/metrics.ts'
 import { backupDatabase, restoreDatabase } from './operations/backup.ts'
+import { PassphraseError } from './operations/export-crypto.ts'
+import { ExportError, exportClient, importClient } from './operations/export-import.ts'
+import { createProgressReporter, type ProgressReporter } from './operations/progress.ts'
 import { checkSecretFingerprints, recordRotatedKeys, SecretMismatchError } from './operations/secret-fingerprints.ts'
 import { createSigner } from './platform/signing.ts'
 
-export interface CliIo { out (line: string): void, err (line: string): void }
+export interface CliIo {
+  out (line: string): void
+  err (line: string): void
+  /** Progress of long runs; default: plain lines through `err` (a bar when runCli owns a terminal). */
+  progress?: ProgressReporter
+}
+
+function reporterOf (io: CliIo): ProgressReporter {
+  return io.progress ?? { progress: (line, amount) => { if (!amount?.tick) io.err(line) }, end () {} }
+}
+
+type Env = Record<string, string | undefined>
 
 /** Exit codes: 0 done, 1 the command failed, 2 the command line was wrong. */
 export const EXIT_USAGE = 2
@@ -33,8 +47,8 @@ interface Command {
   /** What to do instead while the server holds the embedded database (PGlite is single-process). */
   whileServerRuns: string
   /** Checks the arguments before anything is opened; returns the problem, if any. */
-  check? (values: Values): string | undefined
-  run (ctx: { config: Config, database: IDatabase, values: Values, io: CliIo }): Promise<number>
+  check? (values: Values, env: Env): string | undefined
+  run (ctx: { config: Config, database: IDatabase, values: Values, io: CliIo, env: Env }): Promise<number>
 }
 
 const silentLog = { info () {}, warn () {}, error () {}, debug () {}, trace () {}, fatal () {}, child () { return this }, level: 'silent', silent () {} } as unknown as Deps['log']
@@ -114,7 +128,8 @@ const COMMANDS: Record<string, Command> = {
     check: (values) => !values.out ? '--out is required' : undefined,
     async run ({ database, values, io }) {
       const started = performance.now()
-      const manifest = await backupDatabase(database.db, String(values.out), io.err)
+      const bar = reporterOf(io)
+      const manifest = await backupDatabase(database.db, String(values.out), bar.progress).finally(() => bar.end())
       const rows = Object.values(manifest.rowCounts).reduce((a, b) => a + b, 0)
       io.out(`backup written to ${String(values.out)}: ${rows} rows in ${Object.keys(manifest.rowCounts).length} tables, sha256 ${manifest.sha256}, ${Math.round(performance.now() - started)} ms`)
       return 0
@@ -129,9 +144,47 @@ const COMMANDS: Record<string, Command> = {
     async run ({ config, database, values, io }) {
       const started = performance.now()
       await database.migrate()
-      const manifest = await restoreDatabase(database.db, config, String(values.in), { force: values.force === true, progress: io.err })
+      const bar = reporterOf(io)
+      const manifest = await restoreDatabase(database.db, config, String(values.in), { force: values.force === true, progress: bar.progress }).finally(() => bar.end())
       const rows = Object.values(manifest.rowCounts).reduce((a, b) => a + b, 0)
       io.out(`restored ${rows} rows in ${Object.keys(manifest.rowCounts).length} tables from ${String(values.in)}, ${Math.round(performance.now() - started)} ms; restart the servers (their caches hold the old data)`)
+      return 0
+    }
+  },
+  export: {
+    summary: 'write one client\'s data to an NDJSON file for import into another deployment (serial numbers in clear text)',
+    usage: 'export --client <clientId> --out <file.ndjson> [--passphrase-env <VARIABLE>]',
+    options: { client: { type: 'string' }, out: { type: 'string' }, 'passphrase-env': { type: 'string' } },
+    whileServerRuns: 'on PostgreSQL it runs next to live servers',
+    check: (values, env) => !values.client
+      ? '--client is required'
+      : !values.out ? '--out is required' : passphraseProblem(values, env),
+    async run ({ config, database, values, io, env }) {
+      const started = performance.now()
+      const file = String(values.out)
+      const bar = reporterOf(io)
+      const manifest = await exportClient(database.db, config, String(values.client), file, { progress: bar.progress, passphrase: passphraseOf(values, env) }).finally(() => bar.end())
+      const rows = Object.values(manifest.rowCounts).reduce((a, b) => a + b, 0)
+      io.out(`client ${String(values.client)} exported to ${file}: ${rows} rows (${manifest.rowCounts.serials ?? 0} serials), sha256 ${manifest.sha256}, ${Math.round(performance.now() - started)} ms`)
+      io.err(`${file} holds serial numbers${values['passphrase-env'] ? ' (encrypted with the passphrase)' : ' in clear text'}: mode 0600, delete it once imported. Not exported: API keys (re-issue them on the target), webhook delivery history.`)
+      return 0
+    }
+  },
+  import: {
+    summary: 'import one client exported from another deployment (refused if any of it exists here)',
+    usage: 'import --in <file.ndjson> [--passphrase-env <VARIABLE>]',
+    options: { in: { type: 'string' }, 'passphrase-env': { type: 'string' } },
+    whileServerRuns: 'on PostgreSQL it runs next to live servers',
+    check: (values, env) => !values.in ? '--in is required' : passphraseProblem(values, env),
+    async run ({ config, database, values, io, env }) {
+      const started = performance.now()
+      await database.migrate()
+      const bar = reporterOf(io)
+      const result = await importClient(database.db, config, String(values.in), { progress: bar.progress, passphrase: passphraseOf(values, env) }).finally(() => bar.end())
+      const rows = Object.values(result.manifest.rowCounts).reduce((a, b) => a + b, 0)
+      io.out(`imported client ${result.header.clientNumber} (${result.header.clientId}): ${rows} rows (${result.manifest.rowCounts.serials ?? 0} serials, ${result.auditEntries} audit entries appended to this chain) from ${String(values.in)}, ${Math.round(performance.now() - started)} ms`)
+      if (result.policiesKept.length > 0) io.err(`policies already here, kept as they are here: ${result.policiesKept.join(', ')}`)
+      io.err(`servers can keep running: nothing they cache refers to the imported client (NOT_FOUND is never cached). API keys were not exported: issue new ones (create-api-key --role MANAGER --client ${result.header.clientId} --name …).`)
       return 0
     }
   },
@@ -161,14 +214,26 @@ export function usage (): string {
   ].join('\n')
 }
 
+function passphraseProblem (values: Values, env: Env): string | undefined {
+  const name = values['passphrase-env']
+  if (name === undefined) return undefined
+  if (!env[String(name)]) return `--passphrase-env names ${String(name)}, which is not set (or empty)`
+  return undefined
+}
+
+function passphraseOf (values: Values, env: Env): string | undefined {
+  return values['passphrase-env'] === undefined ? undefined : env[String(values['passphrase-env'])]
+}
+
 function commandUsage (command: Command): string {
   return `usage: npm run -s cli -- ${command.usage}\n${command.summary}`
 }
 
 /** Runs one command; returns the process exit code. Exported for tests. */
-export async function runCli (argv: string[], env: Record<string, string | undefined> = process.env, io: CliIo = {
+export async function runCli (argv: string[], env: Env = process.env, io: CliIo = {
   out: (line) => process.stdout.write(`${line}\n`),
-  err: (line) => process.stderr.write(`${line}\n`)
+  err: (line) => process.stderr.write(`${line}\n`),
+  progress: createProgressReporter(process.stderr)
 }): Promise<number> {
   const [name, ...rest] = argv
   if (name === undefined) { io.err(usage()); return EXIT_USAGE }
@@ -191,7 +256,7 @@ export async function runCli (argv: string[], env: Record<string, string | undef
     return EXIT_USAGE
   }
   if (values.help) { io.out(commandUsage(command)); return 0 }
-  const problem = command.check?.(values)
+  const problem = command.check?.(values, env)
   if (problem) { io.err(`${name}: ${problem}\n${commandUsage(command)}`); return EXIT_USAGE }
 
   let config: Config
@@ -212,9 +277,9 @@ export async function runCli (argv: string[], env: Record<string, string | undef
     throw error
   }
   try {
-    return await command.run({ config, database, values, io })
+    return await command.run({ config, database, values, io, env })
   } catch (error) {
-    if (error instanceof SecretMismatchError) { io.err(`${name}: ${error.message}`); return 1 }
+    if (error instanceof SecretMismatchError || error instanceof ExportError || error instanceof PassphraseError) { io.err(`${name}: ${error.message}`); return 1 }
     if (error instanceof SerialModuleError) {
       io.err(`${error.code}: ${error.message}${error.details ? ` ${JSON.stringify(error.details)}` : ''}`)
       return 1

@@ -13,10 +13,12 @@ import { createInterface } from 'node:readline'
 import { once } from 'node:events'
 import { pipeline } from 'node:stream/promises'
 import { createGunzip, createGzip } from 'node:zlib'
-import { PassThrough } from 'node:stream'
+import { stat } from 'node:fs/promises'
+import { PassThrough, Transform } from 'node:stream'
 import { sql } from 'drizzle-orm'
 import type { Config } from '../config.ts'
 import { queryRows, type Db, type Executor } from '../platform/database.ts'
+import type { Progress } from './progress.ts'
 import { checkSecretFingerprints } from './secret-fingerprints.ts'
 
 export const BACKUP_FORMAT = 'serials-backup'
@@ -24,7 +26,7 @@ const FETCH = 1000
 const INSERT_BATCH = 500
 const ROW = /^\{"t":("(?:[^"\\]|\\.)*"),"r":/
 
-export type Progress = (line: string) => void
+export type { Progress } from './progress.ts'
 
 export interface BackupHeader {
   type: 'header'
@@ -52,10 +54,16 @@ export async function schemaVersion (db: Executor): Promise<string | null> {
   return rows[0] ? (rows[0].name ?? rows[0].hash) : null
 }
 
-/** Tables of the public schema, parents before children (so restore never breaks a foreign key). */
+/**
+ * Tables of the public schema, parents before children (so restore never breaks a foreign key).
+ * A partitioned table counts once: its partitions (usage_events_YYYY_MM, …) are read and written
+ * through it, and listing them too would copy their rows twice.
+ */
 export async function tablesInOrder (db: Executor): Promise<string[]> {
   const tables = (await queryRows<{ name: string }>(db, sql`select table_name as name from information_schema.tables
-    where table_schema = 'public' and table_type = 'BASE TABLE' order by table_name`)).map((r) => r.name)
+    where table_schema = 'public' and table_type = 'BASE TABLE'
+      and table_name not in (select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = 'public' and c.relispartition)
+    order by table_name`)).map((r) => r.name)
   const edges = await queryRows<{ child: string, parent: string }>(db, sql`select c.relname as child, p.relname as parent
     from pg_constraint k join pg_class c on c.oid = k.conrelid join pg_class p on p.oid = k.confrelid
     join pg_namespace n on n.oid = c.relnamespace
@@ -91,6 +99,13 @@ export async function backupDatabase (db: Db, file: string, progress: Progress =
         sql`select name, fingerprint from secret_fingerprints order by name`)).map((r) => [r.name, r.fingerprint]))
       const header: BackupHeader = { type: 'header', format: BACKUP_FORMAT, version: 1, createdAt: new Date().toISOString(), schemaVersion: await schemaVersion(tx), fingerprints, tables }
       await write(`${JSON.stringify(header)}\n`)
+      // Exact counts in the same snapshot: the progress bar's total.
+      let total = 0
+      for (const table of tables) {
+        const [row] = await queryRows<{ n: number }>(tx, sql`select count(*)::int as n from ${sql.identifier(table)}`)
+        total += row?.n ?? 0
+      }
+      let written = 0
       for (const table of tables) {
         let count = 0
         await tx.execute(sql`declare backup_rows no scroll cursor for select to_jsonb(t)::text as r from ${sql.identifier(table)} t`)
@@ -98,12 +113,13 @@ export async function backupDatabase (db: Db, file: string, progress: Progress =
           const rows = await queryRows<{ r: string }>(tx, sql.raw(`fetch ${FETCH} from backup_rows`))
           for (const row of rows) await write(`{"t":${JSON.stringify(table)},"r":${row.r}}\n`)
           count += rows.length
+          written += rows.length
           if (rows.length < FETCH) break
-          if (count % 50_000 === 0) progress(`backup: ${table} ${count} rows`)
+          progress(`backup: ${table} ${count} rows`, { done: written, total, tick: count % 50_000 !== 0 })
         }
         await tx.execute(sql`close backup_rows`)
         rowCounts[table] = count
-        progress(`backup: ${table} ${count} rows`)
+        progress(`backup: ${table} ${count} rows`, { done: written, total })
       }
     })
     const manifest: BackupManifest = { type: 'manifest', rowCounts, sha256: hash.digest('hex') }
@@ -141,6 +157,10 @@ export interface RestoreOptions {
 export async function restoreDatabase (db: Db, config: Pick<Config, 'pepper' | 'jwtSecret' | 'encryptionKey' | 'encryptionKeysPrevious'>, file: string, options: RestoreOptions = {}): Promise<BackupManifest> {
   const progress = options.progress ?? (() => {})
   const input = createReadStream(file)
+  // Compressed bytes read of the file's size: the progress bar (the row total is only in the manifest).
+  const size = (await stat(file)).size
+  let read = 0
+  const counter = new Transform({ transform (chunk: Buffer, _encoding, callback) { read += chunk.length; callback(null, chunk) } })
   // Paused until the loop below asks for lines (readline drops lines nobody is iterating yet).
   const text = new PassThrough()
   let piping: Promise<void> = Promise.resolve()
@@ -159,10 +179,10 @@ export async function restoreDatabase (db: Db, config: Pick<Config, 'pepper' | '
         const table = sql.identifier(batchTable)
         await tx.execute(sql`insert into ${table} select * from jsonb_populate_recordset(null::${table}, ${`[${batch.join(',')}]`}::text::jsonb)`)
         counts[batchTable] = (counts[batchTable] ?? 0) + batch.length
-        if (counts[batchTable]! % 50_000 < batch.length) progress(`restore: ${batchTable} ${counts[batchTable]} rows`)
+        progress(`restore: ${batchTable} ${counts[batchTable]} rows`, { done: read, total: size, tick: counts[batchTable]! % 50_000 >= batch.length })
         batch = []
       }
-      piping = pipeline(input, createGunzip(), text).catch((error: unknown) => { text.destroy(error as Error) })
+      piping = pipeline(input, counter, createGunzip(), text).catch((error: unknown) => { text.destroy(error as Error) })
       lines = createInterface({ input: text, crlfDelay: Infinity })
       for await (const line of lines) {
         if (manifest) throw new BackupError('data after the manifest: the file is damaged')
@@ -212,7 +232,7 @@ export async function restoreDatabase (db: Db, config: Pick<Config, 'pepper' | '
       }
       // The restored data must be readable with this instance's secrets; otherwise nothing is kept.
       await checkSecretFingerprints(tx, config)
-      progress(`restore: ${Object.values(counts).reduce((a, b) => a + b, 0)} rows in ${header.tables.length} tables, checksum verified`)
+      progress(`restore: ${Object.values(counts).reduce((a, b) => a + b, 0)} rows in ${header.tables.length} tables, checksum verified`, { done: size, total: size })
     })
   } finally {
     lines?.close()

@@ -1,0 +1,57 @@
+// Times `export` and `import` (the CLI, end to end) of one client with N serials, one device and
+// one usage event each, from one fresh PostgreSQL database into another with OTHER secrets:
+//   BENCH_DATABASE_URL=postgres://…/postgres SERIALS=100000 npx tsx bench/export-import.ts
+// Serials are issued through the service (createSerials, 10,000 a call); devices and usage events
+// are inserted in SQL (one each per serial), as validations and usage calls would leave them.
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import postgres from 'postgres'
+import { buildApp } from '../src/app.ts'
+import { runCli } from '../src/cli.ts'
+import { loadConfig } from '../src/config.ts'
+
+const admin = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+const total = Number(process.env.SERIALS ?? 10_000)
+const dataDir = process.env.DATA_DIR ?? '.tap/test-data'
+const names = [`serials_bench_x_${randomBytes(3).toString('hex')}`, `serials_bench_y_${randomBytes(3).toString('hex')}`]
+const sqlAdmin = postgres(admin, { max: 1, onnotice: () => {} })
+const urlOf = (name: string) => { const u = new URL(admin); u.pathname = `/${name}`; return u.toString() }
+// The target deployment's own secrets: everything encrypted or hashed is redone on import.
+const targetSecrets = { ENCRYPTION_PEPPER: randomBytes(24).toString('hex'), ENCRYPTION_KEY: randomBytes(32).toString('hex'), JWT_SECRET: randomBytes(24).toString('hex') }
+const dir = mkdtempSync(join(tmpdir(), 'serials-bench-'))
+try {
+  for (const n of names) await sqlAdmin.unsafe(`create database ${n}`)
+  const env = (url: string, extra: Record<string, string> = {}) => ({ NODE_ENV: 'test', DATA_DIR: dataDir, DATABASE_URL: url, LOG_LEVEL: 'silent', ...extra })
+  const app = await buildApp(await loadConfig({ ...env(urlOf(names[0]!)), ADMIN_API_KEY: 'bench-admin-key-0123456789abcdefghijklmnop' }), { logger: false, background: false })
+  await app.ready()
+  const actor = { id: 'bench', role: 'ADMIN', clientId: null } as never
+  const client = await app.deps.services.clients.create(actor, undefined, { clientNumber: `BENCH-${randomBytes(3).toString('hex')}`, name: 'Bench', contactEmail: 'bench@example.com' }) as { id: string }
+  const seedStart = performance.now()
+  for (let done = 0; done < total; done += 10_000) {
+    await app.deps.services.serials.createMany(actor, undefined, { clientId: client.id, count: Math.min(10_000, total - done), maxUsageCount: 3 })
+  }
+  await app.close()
+  const db = postgres(urlOf(names[0]!), { max: 1, onnotice: () => {} })
+  await db.unsafe("insert into devices (id, serial_id, device_id) select 'dev_' || substr(md5(id), 1, 26), id, 'device-1' from serials")
+  await db.unsafe('update serials set active_devices = 1')
+  await db.unsafe(`insert into usage_events (id, serial_id, client_id, device_id, quantity, feature)
+    select 'use_' || upper(substr(md5(id || 'u'), 1, 26)), id, client_id, 'device-1', 1, 'bench' from serials`)
+  await db.end()
+  process.stderr.write(`seeded ${total} serials with one device and one usage event each in ${Math.round(performance.now() - seedStart)} ms\n`)
+
+  const file = join(dir, 'client.ndjson')
+  const io = { out: (l: string) => process.stdout.write(`${l}\n`), err: () => {} }
+  let t0 = performance.now()
+  if (await runCli(['export', '--client', client.id, '--out', file], env(urlOf(names[0]!)), io) !== 0) throw new Error('export failed')
+  const exportMs = performance.now() - t0
+  t0 = performance.now()
+  if (await runCli(['import', '--in', file], env(urlOf(names[1]!), targetSecrets), io) !== 0) throw new Error('import failed')
+  const importMs = performance.now() - t0
+  process.stdout.write(`${JSON.stringify({ serials: total, devices: total, usageEvents: total, exportSeconds: +(exportMs / 1000).toFixed(1), importSeconds: +(importMs / 1000).toFixed(1), fileMB: +(statSync(file).size / 1e6).toFixed(1) })}\n`)
+} finally {
+  for (const n of names) await sqlAdmin.unsafe(`drop database if exists ${n} with (force)`)
+  await sqlAdmin.end()
+  rmSync(dir, { recursive: true, force: true })
+}
