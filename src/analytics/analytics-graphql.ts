@@ -1,5 +1,5 @@
 import { builder } from '../graphql/builder.ts'
-import type { ClientStatistics, SharingEvidence, SharingSignal, UsageBucket } from './analytics-service.ts'
+import { MAX_FEATURE_HOURS, MAX_FEATURES, MAX_MINUTES, type ClientStatistics, type FeatureUsage, type MinuteCodeCount, type SharingEvidence, type SharingSignal, type UsageBucket, type UsageByFeature } from './analytics-service.ts'
 
 const SerialsByStatus = builder.objectRef<ClientStatistics['serialsByStatus']>('SerialsByStatus').implement({
   description: 'Serial counts by status',
@@ -92,7 +92,54 @@ const SharingSignalRef = builder.objectRef<SharingSignal>('LicenseSharingSignal'
   })
 })
 
+const MinuteCodeCountRef = builder.objectRef<MinuteCodeCount>('MinuteCodeCount').implement({
+  description: 'How many validations ended with one code in one minute',
+  fields: (t) => ({
+    minute: t.expose('minute', { type: 'DateTime', description: 'Start of the minute (UTC)' }),
+    code: t.exposeString('code', { description: 'A ValidationCode value' }),
+    count: t.exposeInt('count', { description: 'Validations with this code in the minute' })
+  })
+})
+
+const FeatureUsageRef = builder.objectRef<FeatureUsage>('FeatureUsage').implement({
+  description: 'Usage of one feature over a window',
+  fields: (t) => ({
+    feature: t.exposeString('feature', { nullable: true, description: 'The feature as recorded; null = events that named no feature' }),
+    events: t.exposeInt('events', { description: 'Usage events' }),
+    quantity: t.exposeInt('quantity', { description: 'Sum of their quantities' })
+  })
+})
+
+const UsageByFeatureRef = builder.objectRef<UsageByFeature>('UsageByFeature').implement({
+  description: 'Usage per feature, and where the usage stream goes on from',
+  fields: (t) => ({
+    since: t.expose('since', { type: 'DateTime', description: 'Start of the window (events recorded at or after it)' }),
+    throughSeq: t.field({ type: 'Seq', description: 'The newest usage seq when the figures were read: subscribe to usageRecorded with after: throughSeq to continue them without a gap or a double count', resolve: (u) => u.throughSeq }),
+    features: t.field({ type: [FeatureUsageRef], description: `At most ${MAX_FEATURES} features, the largest quantity first`, resolve: (u) => u.features })
+  })
+})
+
 builder.queryFields((t) => ({
+  validationsPerMinute: t.field({
+    type: [MinuteCodeCountRef],
+    authScopes: { authenticated: true },
+    description: 'Validations per minute and code over the last minutes, the current one included; only minutes and codes with validations (counts are flushed every 2 s, kept 48 hours)',
+    args: {
+      clientId: t.arg.id({ description: 'Only this client (a MANAGER: always its own); without it an ADMIN or AUDITOR gets all clients summed' }),
+      minutes: t.arg.int({ description: `How many minutes back: 1 to ${MAX_MINUTES} (default 60)` })
+    },
+    resolve: (_root, args, ctx) => ctx.services.analytics.validationsPerMinute(ctx.actor, args)
+  }),
+  usageByFeature: t.field({
+    type: UsageByFeatureRef,
+    authScopes: { authenticated: true },
+    description: 'Usage events and quantity per feature over the last hours, from the usage log',
+    args: {
+      clientId: t.arg.id({ description: 'Only this client (a MANAGER: always its own); without it an ADMIN or AUDITOR gets all clients' }),
+      hours: t.arg.int({ description: `How many hours back: 1 to ${MAX_FEATURE_HOURS} (default 24)` })
+    },
+    resolve: (_root, args, ctx) => ctx.services.analytics.usageByFeature(ctx.actor, args)
+  }),
   licenseSharing: t.field({
     type: [SharingSignalRef],
     authScopes: { authenticated: true },

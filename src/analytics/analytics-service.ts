@@ -1,5 +1,5 @@
-// Business analytics over the usage log and the hourly validation rollup (validation_stats),
-// computed in SQL on the read database (DATABASE_READ_URL when set).
+// Business analytics over the usage log and the validation rollups (validation_stats, per client
+// and hour or minute), computed in SQL on the read database (DATABASE_READ_URL when set).
 import { sql } from 'drizzle-orm'
 import { z } from 'zod'
 import { canSeeClient, type Actor } from '../platform/auth.ts'
@@ -53,6 +53,32 @@ export function sharingScore (e: Pick<SharingEvidence, 'distinctIps' | 'clientMe
   return Math.min(100, Math.round(10 * (ipExcess + churnExcess)))
 }
 
+/** Validations of one code in one minute (UTC). */
+export interface MinuteCodeCount { minute: Date, code: string, count: number }
+
+/** Usage of one feature (null = events that named none) over a window. */
+export interface FeatureUsage { feature: string | null, events: number, quantity: number }
+
+/** Usage per feature, and the newest usage seq the figures include (where live updates go on from). */
+export interface UsageByFeature { since: Date, throughSeq: number, features: FeatureUsage[] }
+
+/** Longest usageByFeature window: a week of raw usage events (there is no per-feature rollup). */
+export const MAX_FEATURE_HOURS = 168
+/** Features listed at most, the largest quantities first. */
+export const MAX_FEATURES = 100
+/** Longest validationsPerMinute window: a day (the minute table keeps 48 hours). */
+export const MAX_MINUTES = 1440
+
+const minutesInput = z.object({
+  clientId: z.string().max(64).optional().nullable(),
+  minutes: z.number().int().min(1, 'must be between 1 and 1440').max(MAX_MINUTES, 'must be between 1 and 1440').optional().nullable()
+})
+
+const featureInput = z.object({
+  clientId: z.string().max(64).optional().nullable(),
+  hours: z.number().int().min(1, `must be between 1 and ${MAX_FEATURE_HOURS}`).max(MAX_FEATURE_HOURS, `must be between 1 and ${MAX_FEATURE_HOURS}`).optional().nullable()
+})
+
 const sharingInput = z.object({
   clientId: z.string().max(64),
   days: z.number().int().min(1).max(365).optional().nullable(),
@@ -84,7 +110,65 @@ export function createAnalyticsService (deps: Deps) {
     if (!row || !canSeeClient(actor, clientId)) throw new NotFoundError(`client ${clientId} not found`)
   }
 
+  /**
+   * The client an actor's query covers: the one named (when visible), a MANAGER's own without one,
+   * and null (every client) for an ADMIN or AUDITOR without one.
+   */
+  async function scopeOf (actor: Actor, clientId: string | null | undefined): Promise<string | null> {
+    if (clientId) {
+      await requireClient(actor, clientId)
+      return clientId
+    }
+    if (actor.role === 'ADMIN' || actor.role === 'AUDITOR') return null
+    if (actor.role === 'MANAGER' && actor.clientId) return actor.clientId
+    throw new NotFoundError('client not found')
+  }
+
   return {
+    /**
+     * Validations per minute and code over the last `minutes` minutes (default 60), the current
+     * minute included; only minutes and codes with validations. From validation_client_minutely,
+     * which the flusher writes every 2 s.
+     */
+    async validationsPerMinute (actor: Actor, input: unknown): Promise<MinuteCodeCount[]> {
+      const data = parseInput(minutesInput, input)
+      const clientId = await scopeOf(actor, data.clientId)
+      const minutes = data.minutes ?? 60
+      const from = new Date((Math.floor(clock().getTime() / 60_000) - (minutes - 1)) * 60_000).toISOString()
+      const rows = await queryRows<{ minute: string | Date, code: string, count: string }>(db, clientId
+        ? sql`select minute, code, count from validation_client_minutely
+            where client_id = ${clientId} and minute >= ${from}::timestamptz order by minute, code`
+        : sql`select minute, code, sum(count) as count from validation_client_minutely
+            where minute >= ${from}::timestamptz group by minute, code order by minute, code`)
+      return rows.map((r) => ({ minute: new Date(r.minute), code: r.code, count: n(r.count) }))
+    },
+
+    /**
+     * Usage per feature over the last `hours` hours (default 24), largest quantity first, with the
+     * newest seq the figures include, read in the same statement (one snapshot): a page shows these
+     * and then adds the usageRecorded events with a larger seq (subscribe with after: throughSeq).
+     */
+    async usageByFeature (actor: Actor, input: unknown): Promise<UsageByFeature> {
+      const data = parseInput(featureInput, input)
+      const clientId = await scopeOf(actor, data.clientId)
+      const since = new Date(clock().getTime() - (data.hours ?? 24) * HOUR_MS)
+      const scope = clientId ? sql`client_id = ${clientId} and` : sql``
+      const rows = await queryRows<{ through_seq: string | number, feature: string | null, events: string | null, quantity: string | null }>(db, sql`
+        with f as (
+          select feature, count(*) as events, sum(quantity) as quantity from usage_events
+          where ${scope} recorded_at >= ${since.toISOString()}::timestamptz
+          group by feature order by sum(quantity) desc, count(*) desc, feature nulls last limit ${MAX_FEATURES}
+        )
+        select s.through_seq, f.feature, f.events, f.quantity
+        from (select coalesce(max(seq), 0) as through_seq from usage_events) s left join f on true
+        order by f.quantity desc nulls last, f.events desc, f.feature nulls last`)
+      return {
+        since,
+        throughSeq: n(rows[0]?.through_seq),
+        features: rows.filter((r) => r.events !== null).map((r) => ({ feature: r.feature, events: n(r.events), quantity: n(r.quantity) }))
+      }
+    },
+
     /** Serials of a client whose usage looks shared (FEATURE_ADVANCED_ANALYTICS), highest first. */
     async licenseSharing (actor: Actor, input: unknown): Promise<SharingSignal[]> {
       if (!deps.config.features.advancedAnalytics) throw new FeatureDisabledError('FEATURE_ADVANCED_ANALYTICS')

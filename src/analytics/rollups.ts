@@ -5,6 +5,8 @@
 import { sql } from 'drizzle-orm'
 import type { Executor } from '../platform/database.ts'
 
+// validation_client_minutely is not rebuilt here: validation_stats holds hours, not minutes. The
+// minute table is a 48-hour window the flusher alone writes and prunes.
 export const REBUILD_ROLLUPS = [
   sql`delete from usage_daily`,
   sql`insert into usage_daily (serial_id, client_id, day, events, quantity)

@@ -1,4 +1,4 @@
-// Keeps writes off the validation hot path: validation counts (per serial, hour and code) and
+// Keeps writes off the validation hot path: validation counts (per serial, minute and code) and
 // device last-seen times and renewed leases are aggregated in memory and flushed in the background
 // every few seconds.
 import { sql } from 'drizzle-orm'
@@ -17,16 +17,39 @@ export interface ValidationRecorder {
 
 /** Flush interval in ms; the brief promises at most 5 s. */
 export const FLUSH_INTERVAL_MS = 2000
+/** validation_client_minutely keeps this much (the console charts the last hour, at most a day). */
+export const MINUTELY_RETENTION_MS = 48 * 3_600_000
+/** How often one instance prunes validation_client_minutely (any instance may; the delete is idempotent). */
+const PRUNE_INTERVAL_MS = 10 * 60_000
+
+/** Validations of one serial with one code in one minute (epoch ms of its start). */
+interface MinuteCount { serialId: string, clientId: string, minute: number, code: string, count: number }
 
 export function createValidationRecorder (db: Db, onError: (error: unknown) => void): ValidationRecorder {
-  let stats = new Map<string, { serialId: string, clientId: string, hour: Date, code: string, count: number }>()
+  // Keyed by minute: the hourly tables are summed from it at flush time, the minutely one too.
+  let stats = new Map<string, MinuteCount>()
   let seen = new Map<string, { serialId: string, deviceId: string, at: Date, count: number, lease: number | null }>()
   let timer: NodeJS.Timeout | undefined
   let flushing: Promise<void> = Promise.resolve()
+  let prunedAt = 0
+
+  /** Sums minute counts under a coarser key (one statement may not update a row twice). */
+  function rollUp<K extends object> (rows: Iterable<MinuteCount>, key: (r: MinuteCount) => string, make: (r: MinuteCount) => K): Array<K & { count: number }> {
+    const out = new Map<string, K & { count: number }>()
+    for (const r of rows) {
+      const k = key(r)
+      const entry = out.get(k)
+      if (entry) entry.count += r.count
+      else out.set(k, { ...make(r), count: r.count })
+    }
+    return [...out.values()]
+  }
 
   async function write (): Promise<void> {
     if (stats.size === 0 && seen.size === 0) return
-    const s = [...stats.values()]
+    const hourOf = (minute: number) => Math.floor(minute / 3_600_000) * 3_600_000
+    const s = rollUp(stats.values(), (r) => `${r.serialId}|${hourOf(r.minute)}|${r.code}`, (r) => ({ serialId: r.serialId, clientId: r.clientId, hour: new Date(hourOf(r.minute)), code: r.code }))
+    const m = rollUp(stats.values(), (r) => `${r.clientId}|${r.minute}|${r.code}`, (r) => ({ clientId: r.clientId, minute: r.minute, code: r.code }))
     const d = [...seen.values()]
     stats = new Map()
     seen = new Map()
@@ -52,6 +75,20 @@ export function createValidationRecorder (db: Db, onError: (error: unknown) => v
           insert into validation_client_hourly (client_id, hour, code, count)
           values ${sql.join(c.slice(i, i + 1000).map((r) => sql`(${r.clientId}, ${r.hour.toISOString()}::timestamptz, ${r.code}, ${r.count})`), sql`, `)}
           on conflict (client_id, hour, code) do update set count = validation_client_hourly.count + excluded.count`)
+      }
+      // Per client and minute (the console's validations-per-minute chart), sorted like the above.
+      m.sort((a, b) => a.clientId.localeCompare(b.clientId) || a.minute - b.minute || a.code.localeCompare(b.code))
+      for (let i = 0; i < m.length; i += 1000) {
+        await db.execute(sql`
+          insert into validation_client_minutely (client_id, minute, code, count)
+          values ${sql.join(m.slice(i, i + 1000).map((r) => sql`(${r.clientId}, ${new Date(r.minute).toISOString()}::timestamptz, ${r.code}, ${r.count})`), sql`, `)}
+          on conflict (client_id, minute, code) do update set count = validation_client_minutely.count + excluded.count`)
+      }
+      if (m.length > 0 && Date.now() - prunedAt >= PRUNE_INTERVAL_MS) {
+        prunedAt = Date.now()
+        // By the database's clock (not the recorder's `now`, which tests may move): idempotent, so
+        // several instances pruning at once only repeat an empty delete.
+        await db.execute(sql`delete from validation_client_minutely where minute < now() - ${sql.raw(`interval '${MINUTELY_RETENTION_MS / 1000} seconds'`)}`)
       }
       // Sorted, so two flushers (or a flusher and a cull) lock device rows in the same order.
       d.sort((a, b) => a.serialId.localeCompare(b.serialId) || a.deviceId.localeCompare(b.deviceId))
@@ -83,11 +120,11 @@ export function createValidationRecorder (db: Db, onError: (error: unknown) => v
 
   return {
     validation (serial, deviceId, code, now, lease = null) {
-      const hour = new Date(Math.floor(now.getTime() / 3_600_000) * 3_600_000)
-      const key = `${serial.id}|${hour.getTime()}|${code}`
+      const minute = Math.floor(now.getTime() / 60_000) * 60_000
+      const key = `${serial.id}|${minute}|${code}`
       const entry = stats.get(key)
       if (entry) entry.count++
-      else stats.set(key, { serialId: serial.id, clientId: serial.clientId, hour, code, count: 1 })
+      else stats.set(key, { serialId: serial.id, clientId: serial.clientId, minute, code, count: 1 })
       if (deviceId) touch(serial.id, deviceId, now, 1, lease)
     },
     lease (serial, deviceId, now, lease) {

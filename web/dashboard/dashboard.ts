@@ -6,13 +6,14 @@ import { createClient, type Client } from 'graphql-ws'
 import UPlot from 'uplot'
 import 'uplot/dist/uPlot.min.css'
 import { ApiError, byId, describeError, el, formatDate, graphql } from '../shared/graphql.ts'
+import { createFeatureChart, createValidationsChart, type FeatureChart, type ValidationsChart } from './charts.ts'
 
 const KEY_STORAGE = 'serials.console.apiKey'
 const LIVE_ROWS = 200
 const CHART_MINUTES = 30
 
 interface Me { role: 'ADMIN' | 'MANAGER' | 'AUDITOR' | null, clientId: string | null }
-interface UsageEvent { id: string, serialId: string, deviceId: string, quantity: number, feature: string | null, recordedAt: string, seq: number }
+interface UsageEvent { id: string, serialId: string, clientId: string, deviceId: string, quantity: number, feature: string | null, recordedAt: string, seq: number }
 interface SerialRow { id: string, maskedNumber: string, status: string, activeDevices: number, maxUsageCount: number, expiresAt: string | null }
 interface PageInfo { hasNextPage: boolean, endCursor: string | null }
 interface Connection<T> { edges: Array<{ node: T }>, pageInfo: PageInfo }
@@ -56,8 +57,12 @@ async function signIn (key: string): Promise<void> {
   byId('sign-out').hidden = false
   byId('signin').hidden = true
   byId('console').hidden = false
-  startLive()
   startChart()
+  // The feature chart's figures run to a seq: Live usage starts after it, so even a connection
+  // dropped before the first event resumes with `after` (and the chart counts nothing twice).
+  const throughSeq = await startAnalyticsCharts()
+  if (lastSeq === undefined && throughSeq !== undefined) lastSeq = throughSeq
+  startLive()
   // Each view reports its own failure (a MANAGER may not read everything): sign-in still succeeds.
   await Promise.all([
     loadSerials(true).catch(showSerialError),
@@ -73,6 +78,7 @@ function signOut (): void {
   sessionStorage.removeItem(KEY_STORAGE)
   stopLive?.()
   stopLive = null
+  validationsChart?.stop()
   apiKey = null
   location.reload()
 }
@@ -89,7 +95,7 @@ byId<HTMLFormElement>('signin-form').addEventListener('submit', (event) => {
 // ---- live usage -------------------------------------------------------------------------------
 
 const USAGE_SUBSCRIPTION = `subscription ($after: Seq) {
-  usageRecorded(after: $after) { id serialId deviceId quantity feature recordedAt seq } }`
+  usageRecorded(after: $after) { id serialId clientId deviceId quantity feature recordedAt seq } }`
 
 const maskedNumbers = new Map<string, Promise<string>>()
 function maskedNumberOf (serialId: string): Promise<string> {
@@ -183,6 +189,29 @@ function startLive (): void {
     client?.dispose()
   }
 }
+
+// ---- analytics charts ---------------------------------------------------------------------------
+
+let validationsChart: ValidationsChart | null = null
+let featureChart: FeatureChart | null = null
+
+/** Both charts for the scope chosen (at first: every client the key sees); the feature figures' throughSeq. */
+async function startAnalyticsCharts (): Promise<number | undefined> {
+  if (me.role === 'MANAGER') byId('charts-client').replaceChildren(el('option', { value: '' }, 'My client'))
+  validationsChart = createValidationsChart(call)
+  validationsChart.start()
+  featureChart = createFeatureChart(call)
+  const chart = featureChart
+  liveListeners.push((event) => chart.add(event))
+  return chart.load(null).catch(() => undefined) // the chart says why; Live usage starts anyway
+}
+
+byId('charts-client').addEventListener('change', () => {
+  const value = byId<HTMLSelectElement>('charts-client').value
+  validationsChart?.setScope(value || null)
+  void featureChart?.load(value || null).catch(() => undefined)
+})
+byId<HTMLFormElement>('charts-form').addEventListener('submit', (event) => event.preventDefault())
 
 // ---- chart ------------------------------------------------------------------------------------
 
@@ -351,10 +380,16 @@ byId<HTMLFormElement>('serial-search').addEventListener('submit', (event) => {
 
 let clientsCursor: string | null = null
 async function loadClients (reset: boolean): Promise<void> {
-  if (reset) { clientsCursor = null; byId('client-rows').replaceChildren(); byId('history-client').replaceChildren() }
+  if (reset) {
+    clientsCursor = null
+    byId('client-rows').replaceChildren()
+    byId('history-client').replaceChildren()
+    for (const option of [...byId<HTMLSelectElement>('charts-client').options]) if (option.value) option.remove()
+  }
   const data = await call<{ clients: Connection<{ id: string, clientNumber: string, name: string, status: string, contactEmail: string }> }>(
     'query ($after: String) { clients(first: 20, after: $after) { edges { node { id clientNumber name status contactEmail } } pageInfo { hasNextPage endCursor } } }', { after: clientsCursor })
   byId('history-client').append(...data.clients.edges.map(({ node: c }) => el('option', { value: c.id }, `${c.clientNumber} — ${c.name}`)))
+  if (me.role !== 'MANAGER') byId('charts-client').append(...data.clients.edges.map(({ node: c }) => el('option', { value: c.id }, `${c.clientNumber} — ${c.name}`)))
   byId('client-rows').append(...data.clients.edges.map(({ node: c }) => el('tr', {},
     el('td', { class: 'mono' }, c.clientNumber), el('td', {}, c.name), el('td', { class: 'status' }, c.status), el('td', {}, c.contactEmail))))
   clientsCursor = data.clients.pageInfo.endCursor
