@@ -1,6 +1,6 @@
-// Adaptive group commit for usage events: a row is written at once when the writer is idle;
-// rows arriving while a commit is in flight wait and go together in the next statement (at
-// most BATCH). Every caller is answered only after its statement committed: nothing is
+// Adaptive group commit for usage events: a row is written one event-loop turn after the writer
+// was idle (with the rows of the requests read in that turn); rows arriving while a commit is in
+// flight wait and go together in the next statement (at most BATCH). Every caller is answered only after its statement committed: nothing is
 // acknowledged before it is durable.
 //
 // A batch is one statement of fixed text (arrays through unnest), prepared once per connection:
@@ -153,9 +153,17 @@ export function createUsageWriter ({ db, bus, log, kick }: UsageWriterDeps): Usa
       (error: unknown) => { log.warn({ err: error }, 'usage events not published; handing them to the relay'); unsent.push(...ids); scheduleCleanup() })
   }
 
+  /**
+   * One event-loop turn: the requests already read by this turn join the batch. PGlite runs each
+   * statement synchronously on this thread, so no request is even parsed while one runs; without
+   * this pause every batch would hold the one row that woke the writer.
+   */
+  const gather = () => new Promise<void>((resolve) => setImmediate(resolve))
+
   async function flush (): Promise<void> {
     flushing = true
     try {
+      await gather()
       while (queue.length > 0) {
         const batch = queue.splice(0, BATCH)
         try {
@@ -171,6 +179,7 @@ export function createUsageWriter ({ db, bus, log, kick }: UsageWriterDeps): Usa
         } catch (error) {
           for (const p of batch) p.reject(error)
         }
+        await gather()
       }
     } finally {
       flushing = false
