@@ -269,12 +269,15 @@ async function main () {
       const mid = byP99[Math.floor(byP99.length / 2)]!
       rows.push({ ...mid, note: [`p99 ${subs.map((r) => r.p99?.toFixed(1)).join(' / ')} ms`, mid.note].filter(Boolean).join('; '), pass: mid.pass && subs.every((r) => !r.note?.includes('not received')) })
     }
+    service.kill('SIGTERM')
+    for (const child of extra.splice(0)) child.kill('SIGTERM')
+    // The embedded default, compared with the same ceiling (still running).
+    if (!noRedis) await embedded()
   } finally {
     service.kill('SIGTERM')
     ceiling.kill('SIGTERM')
     for (const child of extra) child.kill('SIGTERM')
   }
-  if (!noRedis) await embedded()
 
   const fmt = (v: number | null, d = 0) => v === null ? '-' : v.toFixed(d)
   console.log(`\nceiling (bare Fastify, same JSON): median ${median(ceilings)} req/s over ${ceilings.length} loads (${Math.min(...ceilings)}–${Math.max(...ceilings)}); every ratio is the median of ${ROUNDS} rounds [ceiling, scenario]`)
