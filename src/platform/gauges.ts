@@ -12,7 +12,7 @@ export async function refreshGauges (db: Db, metrics: Metrics): Promise<void> {
       (select count(*) from serials where status = 'ACTIVE' and (expires_at is null or expires_at > now())) as serials,
       (select coalesce(sum(active_devices), 0) from serials) as devices,
       (select count(*) from clients) as clients,
-      (select count(*) from outbox where published_at is null) as outbox`)
+      (select count(*) from outbox where published_at is null or published_at = '-infinity'::timestamptz) as outbox`)
   if (!row) return
   metrics.activeSerials.set(Number(row.serials))
   metrics.activeDevices.set(Number(row.devices))

@@ -111,15 +111,20 @@ export function createUsageWriter ({ db, bus, log, kick }: UsageWriterDeps): Usa
   const unsent: number[] = []
   let cleanupTimer: NodeJS.Timeout | undefined
   let cleaning: Promise<void> | undefined
+  /** Publishes not yet settled, awaited by close(). */
+  const publishing = new Set<Promise<void>>()
+  let closed = false
 
   async function cleanup (): Promise<void> {
     cleanupTimer = undefined
     const done = published.splice(0)
     const back = unsent.splice(0)
     try {
-      if (done.length > 0) await db.execute(sql`delete from outbox where id = any(${sql.param(done)}::bigint[])`)
+      // Only rows still claimed: one the relay took back meanwhile (a publish slower than the
+      // claim timeout) is the relay's, and re-opening it would send it twice.
+      if (done.length > 0) await db.execute(sql`delete from outbox where id = any(${sql.param(done)}::bigint[]) and published_at = '-infinity'::timestamptz`)
       if (back.length > 0) {
-        await db.execute(sql`update outbox set published_at = null where id = any(${sql.param(back)}::bigint[])`)
+        await db.execute(sql`update outbox set published_at = null where id = any(${sql.param(back)}::bigint[]) and published_at = '-infinity'::timestamptz`)
         kick()
       }
     } catch (error) {
@@ -129,6 +134,7 @@ export function createUsageWriter ({ db, bus, log, kick }: UsageWriterDeps): Usa
   }
 
   function scheduleCleanup (): void {
+    if (closed) return
     cleanupTimer ??= setTimeout(() => { cleaning = cleanup().finally(() => { cleaning = undefined }) }, CLEANUP_MS)
   }
 
@@ -148,9 +154,11 @@ export function createUsageWriter ({ db, bus, log, kick }: UsageWriterDeps): Usa
     if (events.length === 0) return
     const ids = events.flatMap((e) => e.id === 0 ? [] : [e.id])
     if (!bus.healthy()) { unsent.push(...ids); scheduleCleanup(); return }
-    Promise.all(events.map((e) => bus.publish(eventTopic('usage.recorded', e.clientId), e))).then(
+    const sending: Promise<void> = Promise.all(events.map((e) => bus.publish(eventTopic('usage.recorded', e.clientId), e))).then(
       () => { published.push(...ids); scheduleCleanup() },
       (error: unknown) => { log.warn({ err: error }, 'usage events not published; handing them to the relay'); unsent.push(...ids); scheduleCleanup() })
+      .finally(() => { publishing.delete(sending) })
+    publishing.add(sending)
   }
 
   /**
@@ -194,8 +202,12 @@ export function createUsageWriter ({ db, bus, log, kick }: UsageWriterDeps): Usa
       })
     },
     async close () {
-      if (cleanupTimer) { clearTimeout(cleanupTimer); await cleanup() }
+      // Publishes still under way settle first, then one last cleanup; nothing is scheduled after.
+      await Promise.allSettled([...publishing])
+      closed = true
+      if (cleanupTimer) { clearTimeout(cleanupTimer); cleanupTimer = undefined }
       await cleaning
+      await cleanup()
     }
   }
 }
