@@ -86,6 +86,8 @@ const queries: Record<string, Row> = {
   clientStatistics: { expect: 'NOT_FOUND', auditor: 'ALLOWED', run: call('query ($id: ID!) { clientStatistics(clientId: $id) { serialsTotal } }', (w) => ({ id: w.b.id })) },
   licenseSharing: { expect: 'NOT_FOUND', auditor: 'ALLOWED', run: call('query ($id: ID!) { licenseSharing(clientId: $id) { score } }', (w) => ({ id: w.b.id })) },
   usagePatterns: { expect: 'NOT_FOUND', auditor: 'ALLOWED', run: call('query ($s: ID) { usagePatterns(serialId: $s, granularity: DAY) { quantity } }', (w) => ({ s: w.b.serialId })) },
+  usageByFeature: { expect: 'NOT_FOUND', auditor: 'ALLOWED', run: call('query ($id: ID) { usageByFeature(clientId: $id) { throughSeq features { feature quantity } } }', (w) => ({ id: w.b.id })) },
+  validationsPerMinute: { expect: 'NOT_FOUND', auditor: 'ALLOWED', run: call('query ($id: ID) { validationsPerMinute(clientId: $id) { minute code count } }', (w) => ({ id: w.b.id })) },
   webhooks: { expect: 'SCOPED', auditor: 'ALLOWED', run: call('{ webhooks { id clientId url } }'), scoped: noB },
   webhookDeliveries: { expect: 'NOT_FOUND', auditor: 'ALLOWED', run: call('query ($id: ID!) { webhookDeliveries(webhookId: $id, first: 5) { edges { node { id } } } }', (w) => ({ id: w.b.webhookId })) },
   // Relay: every one of B's objects is NOT_FOUND through node/nodes too.
