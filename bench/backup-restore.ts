@@ -8,9 +8,8 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import postgres from 'postgres'
-import { buildApp } from '../src/app.ts'
 import { runCli } from '../src/cli.ts'
-import { loadConfig } from '../src/config.ts'
+import { seedSerials } from './seed-serials.ts'
 
 const admin = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 const total = Number(process.env.SERIALS ?? 50_000)
@@ -22,18 +21,8 @@ const dir = mkdtempSync(join(tmpdir(), 'serials-bench-'))
 try {
   for (const n of names) await sqlAdmin.unsafe(`create database ${n}`)
   const env = (url: string) => ({ NODE_ENV: 'test', DATA_DIR: dataDir, DATABASE_URL: url, LOG_LEVEL: 'silent' })
-  const app = await buildApp(await loadConfig({ ...env(urlOf(names[0]!)), ADMIN_API_KEY: 'bench-admin-key-0123456789abcdefghijklmnop' }), { logger: false, background: false })
-  await app.ready()
-  const actor = { id: 'bench', role: 'ADMIN', clientId: null } as never
-  const client = await app.deps.services.clients.create(actor, undefined, { clientNumber: `BENCH-${randomBytes(3).toString('hex')}`, name: 'Bench', contactEmail: 'bench@example.com' }) as { id: string }
   const seedStart = performance.now()
-  for (let done = 0; done < total; done += 10_000) {
-    await app.deps.services.serials.createMany(actor, undefined, { clientId: client.id, count: Math.min(10_000, total - done), maxUsageCount: 3 })
-  }
-  await app.close()
-  const db = postgres(urlOf(names[0]!), { max: 1, onnotice: () => {} })
-  await db.unsafe("insert into devices (id, serial_id, device_id) select 'dev_' || substr(md5(id), 1, 26), id, 'device-1' from serials")
-  await db.unsafe('update serials set active_devices = 1')
+  const { db } = await seedSerials(urlOf(names[0]!), total, dataDir)
   await db.end()
   process.stderr.write(`seeded ${total} serials with one device each in ${Math.round(performance.now() - seedStart)} ms\n`)
 

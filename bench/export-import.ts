@@ -8,9 +8,8 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import postgres from 'postgres'
-import { buildApp } from '../src/app.ts'
 import { runCli } from '../src/cli.ts'
-import { loadConfig } from '../src/config.ts'
+import { seedSerials } from './seed-serials.ts'
 
 const admin = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 const total = Number(process.env.SERIALS ?? 10_000)
@@ -24,18 +23,8 @@ const dir = mkdtempSync(join(tmpdir(), 'serials-bench-'))
 try {
   for (const n of names) await sqlAdmin.unsafe(`create database ${n}`)
   const env = (url: string, extra: Record<string, string> = {}) => ({ NODE_ENV: 'test', DATA_DIR: dataDir, DATABASE_URL: url, LOG_LEVEL: 'silent', ...extra })
-  const app = await buildApp(await loadConfig({ ...env(urlOf(names[0]!)), ADMIN_API_KEY: 'bench-admin-key-0123456789abcdefghijklmnop' }), { logger: false, background: false })
-  await app.ready()
-  const actor = { id: 'bench', role: 'ADMIN', clientId: null } as never
-  const client = await app.deps.services.clients.create(actor, undefined, { clientNumber: `BENCH-${randomBytes(3).toString('hex')}`, name: 'Bench', contactEmail: 'bench@example.com' }) as { id: string }
   const seedStart = performance.now()
-  for (let done = 0; done < total; done += 10_000) {
-    await app.deps.services.serials.createMany(actor, undefined, { clientId: client.id, count: Math.min(10_000, total - done), maxUsageCount: 3 })
-  }
-  await app.close()
-  const db = postgres(urlOf(names[0]!), { max: 1, onnotice: () => {} })
-  await db.unsafe("insert into devices (id, serial_id, device_id) select 'dev_' || substr(md5(id), 1, 26), id, 'device-1' from serials")
-  await db.unsafe('update serials set active_devices = 1')
+  const { clientId, db } = await seedSerials(urlOf(names[0]!), total, dataDir)
   await db.unsafe(`insert into usage_events (id, serial_id, client_id, device_id, quantity, feature)
     select 'use_' || upper(substr(md5(id || 'u'), 1, 26)), id, client_id, 'device-1', 1, 'bench' from serials`)
   await db.end()
@@ -44,7 +33,7 @@ try {
   const file = join(dir, 'client.ndjson')
   const io = { out: (l: string) => process.stdout.write(`${l}\n`), err: () => {} }
   let t0 = performance.now()
-  if (await runCli(['export', '--client', client.id, '--out', file], env(urlOf(names[0]!)), io) !== 0) throw new Error('export failed')
+  if (await runCli(['export', '--client', clientId, '--out', file], env(urlOf(names[0]!)), io) !== 0) throw new Error('export failed')
   const exportMs = performance.now() - t0
   t0 = performance.now()
   if (await runCli(['import', '--in', file], env(urlOf(names[1]!), targetSecrets), io) !== 0) throw new Error('import failed')
