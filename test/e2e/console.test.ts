@@ -5,7 +5,7 @@
 import { mkdirSync } from 'node:fs'
 import type { Locator } from 'playwright-core'
 import { join } from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { artifacts, CHROMIUM_ARGS, ensureWebBuild, findChromium, seriousAxeViolations } from './browser.ts'
 import { ADMIN_KEY, build, createApiKey, createClient, createSerial, restValidate } from '../helper.ts'
 
@@ -15,6 +15,20 @@ const chromium = findChromium('the console test')
 t.setTimeout(480_000)
 
 /** Waits until the element's rendered text (cells apart) matches; hasText filters see text run together. */
+/** A fresh Chromium page signed in to the console with `key`; page errors are collected in `problems`. */
+async function signedIn (t: Test, origin: string, key: string) {
+  const { chromium: playwright } = await import('playwright-core')
+  const browser = await playwright.launch({ executablePath: chromium, args: CHROMIUM_ARGS })
+  t.teardown(() => browser.close())
+  const page = await browser.newPage()
+  const problems: string[] = []
+  page.on('pageerror', (error) => problems.push(error.message))
+  await page.goto(`${origin}/dashboard`)
+  await page.getByLabel('API key').fill(key)
+  await page.getByRole('button', { name: 'Sign in' }).click()
+  return { page, problems }
+}
+
 async function untilText (locator: Locator, pattern: RegExp, timeout = 10_000): Promise<string> {
   const end = Date.now() + timeout
   let text = ''
@@ -178,7 +192,6 @@ t.test('console: an AUDITOR sees serials but cannot change them; a bad key is re
 
 t.test('console: a MANAGER sees its own client only, live usage included', { skip: chromium ? false : 'needs /usr/bin/chromium' }, async (t) => {
   ensureWebBuild()
-  const { chromium: playwright } = await import('playwright-core')
   const app = await build(t)
   await app.listen({ port: 0, host: '127.0.0.1' })
   const origin = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
@@ -188,14 +201,7 @@ t.test('console: a MANAGER sees its own client only, live usage included', { ski
   const otherSerial = await createSerial(app, other.id)
   const manager = await createApiKey(app, 'MANAGER', mine.id)
 
-  const browser = await playwright.launch({ executablePath: chromium, args: CHROMIUM_ARGS })
-  t.teardown(() => browser.close())
-  const page = await browser.newPage()
-  const problems: string[] = []
-  page.on('pageerror', (error) => problems.push(error.message))
-  await page.goto(`${origin}/dashboard`)
-  await page.getByLabel('API key').fill(manager)
-  await page.getByRole('button', { name: 'Sign in' }).click()
+  const { page, problems } = await signedIn(t, origin, manager)
   const clients = page.getByRole('region', { name: 'Clients' })
   await clients.getByRole('cell', { name: mine.clientNumber }).waitFor({ timeout: 15_000 })
   t.equal(await clients.getByRole('cell', { name: other.clientNumber }).count(), 0, 'no other client listed')
@@ -218,7 +224,6 @@ t.test('console: a MANAGER sees its own client only, live usage included', { ski
 
 t.test('console: Live usage resumes after a connection dropped before the first event', { skip: chromium ? false : 'needs /usr/bin/chromium' }, async (t) => {
   ensureWebBuild()
-  const { chromium: playwright } = await import('playwright-core')
   const app = await build(t)
   await app.listen({ port: 0, host: '127.0.0.1' })
   const origin = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
@@ -226,14 +231,7 @@ t.test('console: Live usage resumes after a connection dropped before the first 
   const serial = await createSerial(app, client.id)
   const feature = `resume-${Date.now().toString(36)}`
 
-  const browser = await playwright.launch({ executablePath: chromium, args: CHROMIUM_ARGS })
-  t.teardown(() => browser.close())
-  const page = await browser.newPage()
-  const problems: string[] = []
-  page.on('pageerror', (error) => problems.push(error.message))
-  await page.goto(`${origin}/dashboard`)
-  await page.getByLabel('API key').fill(ADMIN_KEY)
-  await page.getByRole('button', { name: 'Sign in' }).click()
+  const { page, problems } = await signedIn(t, origin, ADMIN_KEY)
   const live = page.getByRole('region', { name: 'Live usage' })
   await live.locator('[data-state="live"]').waitFor({ timeout: 30_000 })
   t.equal(await live.locator('tbody tr').count(), 0, 'no event shown yet')
