@@ -32,12 +32,16 @@ declare module 'fastify' {
   interface FastifyInstance { deps: AppDeps }
 }
 
+/** How long start-up waits for the event bus's first heartbeat, in ms. */
+const BUS_START_WAIT_MS = 2000
+
 export interface DepsOptions { config: Config, background?: boolean }
 
 export default fp<DepsOptions>(async (app, { config, background = true }) => {
   const metrics = createMetrics()
   const bus = createEventBus(config.redis)
-  const database = await createDatabase(config)
+  // The first heartbeat comes back within a round trip; Redis down at start: go on degraded.
+  const [database] = await Promise.all([createDatabase(config), bus.whenHealthy(BUS_START_WAIT_MS)])
   const cache = await createCache({
     redis: config.redis,
     bus,

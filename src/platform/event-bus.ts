@@ -33,6 +33,12 @@ export interface IEventBus {
    * `true`, anything published while silent may have been missed: drop or re-read derived state.
    */
   onHealthChange (listener: (healthy: boolean) => void): () => void
+  /**
+   * Resolves true once healthy() is true, or false after timeoutMs. A fresh Redis bus is silent
+   * until its first heartbeat comes back (one round trip); start-up waits for it so an instance
+   * does not serve its first requests from a bus it cannot yet trust.
+   */
+  whenHealthy (timeoutMs: number): Promise<boolean>
   publish (topic: string, payload: unknown): Promise<void>
   /** Resolves once the subscription is live (for Redis: after SUBSCRIBE is acknowledged). */
   subscribe (topic: string, handler: BusHandler): Promise<() => Promise<void>>
@@ -60,6 +66,13 @@ function wrap (kind: 'redis' | 'memory', emitter: MQEmitter, ping: () => Promise
     emitter,
     healthy: health.healthy,
     onHealthChange: health.onHealthChange,
+    whenHealthy: (timeoutMs) => new Promise<boolean>((resolve) => {
+      if (health.healthy()) return resolve(true)
+      const done = (value: boolean) => { clearTimeout(timer); off(); resolve(value) }
+      const off = health.onHealthChange((healthy) => { if (healthy) done(true) })
+      const timer = setTimeout(() => done(false), timeoutMs)
+      timer.unref()
+    }),
     publish: (topic, payload) => new Promise((resolve, reject) => {
       emitter.emit({ topic, payload }, (error) => error ? reject(error) : resolve())
     }),

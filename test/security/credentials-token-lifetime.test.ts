@@ -95,6 +95,8 @@ t.test('a revocation on one instance ends the key\'s tokens on the other, also f
   t.equal(await meCode(b, key.secret), 'AUTHENTICATION_ERROR', 'and the key')
   t.pass('B refuses the token as soon as the revocation message arrives')
   const later = await build(t, { background: false, env: { REDIS_PREFIX: a.deps.config.redis!.prefix } })
+  // Start-up waits for the bus's first heartbeat, so memory can answer from the first request.
+  t.equal(later.deps.bus.healthy(), true, 'a new instance hears the bus once it is built')
   t.equal(later.deps.services.apiKeys.revocations.known(key.id), true, 'a new instance loads revoked keys at start')
   t.equal(await meCode(later, issueToken.token), 'AUTHENTICATION_ERROR')
 })

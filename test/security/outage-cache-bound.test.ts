@@ -16,6 +16,7 @@ function controlledBus () {
     emitter: mqemitter(),
     healthy: () => healthy,
     onHealthChange (listener) { listeners.add(listener); return () => { listeners.delete(listener) } },
+    whenHealthy: async () => healthy,
     async publish (topic, payload) {
       if (failPublish) throw new Error('bus down')
       published.push({ topic, payload })
