@@ -5,6 +5,7 @@ import { appendAudit } from '../audit/audit-log.ts'
 import { writeEvents, type DomainEventType } from '../events/domain-events.ts'
 import { canSeeClient, type Actor, type RequestMeta } from '../platform/auth.ts'
 import type { Deps } from '../platform/deps.ts'
+import { pgErrorCode } from '../platform/database.ts'
 import { ConflictError, NotFoundError, AuthorizationError } from '../platform/errors.ts'
 import { newId } from '../platform/ids.ts'
 import { decodeCursor, pageSize, toPage, type PageArgs, type Page } from '../platform/pagination.ts'
@@ -32,8 +33,7 @@ const listFilter = z.object({
 }).optional().nullable()
 
 function isUniqueViolation (error: unknown): boolean {
-  const e = error as { code?: string, cause?: { code?: string } }
-  return e?.code === '23505' || e?.cause?.code === '23505'
+  return pgErrorCode(error) === '23505'
 }
 
 export function createClientService (deps: Deps) {

@@ -2,24 +2,23 @@
 // the conditional increment of serials.active_devices is the guarantee, so the limit holds under
 // any concurrency without locking the serial row first. The statement only succeeds in the plain
 // case (serial and client in good standing, a free slot, the device not already active); when it
-// changes nothing the caller falls back to its transaction, which finds the precise answer.
+// changes nothing, or aborts because the same device won a race against it, the caller falls back
+// to its transaction, which finds the precise answer.
 import { sql } from 'drizzle-orm'
-import { queryRows, type Executor } from '../platform/database.ts'
+import { pgErrorCode, queryRows, type Executor } from '../platform/database.ts'
 import type { SerialState } from '../serials/serial-rules.ts'
 
 export type SlotState = Omit<SerialState, 'clientNumber'>
 
+/** PostgreSQL's division_by_zero: how the statement aborts itself when it lost a race (below). */
+const LOST_RACE = '22012'
+
 export interface FastActivation {
   /** The slot was taken by this call: the serial as the increment left it. */
   taken?: SlotState
-  /**
-   * The same device was activated by a concurrent call between this statement's snapshot and its
-   * increment: the increment was undone, the device holds its (one) slot.
-   */
-  lostRace?: SlotState
 }
 
-interface Row { id: string, client_id: string, status: string, expires_at: Date | string | null, max_usage_count: number, active_devices: number, is_demo: boolean, policy_id: string | null, inserted: number }
+interface Row { id: string, client_id: string, status: string, expires_at: Date | string | null, max_usage_count: number, active_devices: number, is_demo: boolean, policy_id: string | null }
 
 const state = (r: Row): SlotState => ({
   id: r.id,
@@ -36,8 +35,13 @@ export async function activateInOneStatement (db: Executor, a: { serialId: strin
   const now = a.now.toISOString()
   const lease = a.lease?.toISOString() ?? null
   // `not exists` reads the statement's snapshot: two calls for the same new device may both pass
-  // it; only one inserts (the unique key), the other sees no `d` row and gives its increment back.
-  const [row] = await queryRows<Row>(db, sql`
+  // it; only one inserts (the unique key). The other finds no `d` row, and its last line divides
+  // by that count: the error aborts the whole statement, so its increment and outbox row are
+  // undone atomically (nothing to compensate, nothing left over-counted if the process dies).
+  // The divisor is a subquery, so the planner cannot fold it; with no `s` row it is never read.
+  let row: Row | undefined
+  try {
+    [row] = await queryRows<Row>(db, sql`
     with s as (
       update serials set active_devices = active_devices + 1
       where id = ${a.serialId} and status = 'ACTIVE' and (expires_at is null or expires_at > ${now}::timestamptz)
@@ -57,11 +61,10 @@ export async function activateInOneStatement (db: Executor, a: { serialId: strin
       select 'device.activated', s.id, s.client_id, jsonb_build_object('serialId', s.id, 'clientId', s.client_id, 'deviceId', ${a.deviceId}::text)
       from s join d on d.serial_id = s.id
     )
-    select s.*, (select count(*) from d)::int as inserted from s`)
-  if (!row) return {}
-  if (row.inserted > 0) return { taken: state(row) }
-  const [back] = await queryRows<Row>(db, sql`
-    update serials set active_devices = greatest(active_devices - 1, 0) where id = ${a.serialId}
-    returning id, client_id, status, expires_at, max_usage_count, active_devices, is_demo, policy_id, 0 as inserted`)
-  return { lostRace: state(back ?? row) }
+    select s.*, 1 / (select count(*) from d)::int as inserted from s`)
+  } catch (error) {
+    if (pgErrorCode(error) === LOST_RACE) return {}
+    throw error
+  }
+  return row ? { taken: state(row) } : {}
 }

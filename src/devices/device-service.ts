@@ -107,13 +107,6 @@ export function createDeviceService (deps: Deps) {
     view,
     forgetCulled,
 
-    /** Plain read, no lock: the cold-cache case of a device that may already hold a slot. */
-    async slotOf (serialId: string, deviceId: string): Promise<{ active: boolean, leaseExpiresAt: number | null } | undefined> {
-      const [device] = await database.lookupDb.select({ active: devices.active, leaseExpiresAt: devices.leaseExpiresAt }).from(devices)
-        .where(and(eq(devices.serialId, serialId), eq(devices.deviceId, deviceId))).limit(1)
-      return device ? { active: device.active, leaseExpiresAt: device.leaseExpiresAt?.getTime() ?? null } : undefined
-    },
-
     /**
      * Renews a lease in PostgreSQL at once (the path for a lease not known in memory): only a
      * device still holding its slot is renewed, so a culled or released device stays out.
@@ -143,7 +136,6 @@ export function createDeviceService (deps: Deps) {
           deps.eventsWritten()
           return { code: 'VALID', state: { ...fast.taken, clientNumber }, activated: true, leaseExpiresAt: lease }
         }
-        if (fast.lostRace) return { code: 'VALID', state: { ...fast.lostRace, clientNumber }, activated: false, leaseExpiresAt: lease }
       }
       let culled: CulledDevice[] = []
       let wroteEvents = false

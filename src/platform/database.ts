@@ -53,6 +53,16 @@ export function rowsOf<T> (result: unknown): T[] {
   return ((result as { rows?: T[] }).rows ?? [])
 }
 
+/**
+ * The SQLSTATE of a failed statement (e.g. '23505'), from the driver's error or from the
+ * DrizzleQueryError that wraps it (its `cause`); undefined for any other error.
+ */
+export function pgErrorCode (error: unknown): string | undefined {
+  const e = error as { code?: unknown, cause?: { code?: unknown } } | null | undefined
+  const code = typeof e?.code === 'string' ? e.code : e?.cause?.code
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined
+}
+
 export async function queryRows<T> (db: Executor, query: SQL): Promise<T[]> {
   return rowsOf<T>(await db.execute(query))
 }

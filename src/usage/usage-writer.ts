@@ -19,7 +19,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { usageEvents } from '../../schema/index.ts'
 import { eventTopic } from '../events/domain-events.ts'
 import type { PublishedEvent } from '../events/outbox-relay.ts'
-import { queryRows, type Db, type Executor } from '../platform/database.ts'
+import { pgErrorCode, queryRows, type Db, type Executor } from '../platform/database.ts'
 import type { IEventBus } from '../platform/event-bus.ts'
 
 export type UsageInsert = typeof usageEvents.$inferInsert
@@ -178,8 +178,8 @@ export function createUsageWriter ({ db, bus, log, kick }: UsageWriterDeps): Usa
           const rows = batch.map((p) => p.row)
           // Rollup rows are shared by concurrent writers; a deadlock between two instances'
           // batches aborts one statement (nothing stored), which is then tried once more.
-          const stored = await insertUsageBatch(db, rows, mode).catch((error: { code?: string }) => {
-            if (error?.code === '40P01') return insertUsageBatch(db, rows, mode)
+          const stored = await insertUsageBatch(db, rows, mode).catch((error: unknown) => {
+            if (pgErrorCode(error) === '40P01') return insertUsageBatch(db, rows, mode)
             throw error
           })
           for (const p of batch) p.resolve(storedUsage(p.row, stored.get(p.row.id!)!.seq))

@@ -119,7 +119,10 @@ export function createValidationService (deps: Deps & { devices: DeviceService, 
         // Lapsed in memory: only PostgreSQL can say whether the slot survived.
         return renewInDb(key, state.id, deviceId, next)
       }
-      slot = await deps.devices.slotOf(state.id, deviceId) ?? null
+      // Not in L1 or L2: most likely a new device. Activation finds out in one statement, and a
+      // device PostgreSQL already knows (its cache entry expired) takes activation's transaction,
+      // which renews it; no separate read of the slot first.
+      return undefined
     }
     if (!slot?.active) return undefined
     if (next === null) { void cache.set(key, 1, CACHE_TTL_S); return { lease: null } }
@@ -184,12 +187,14 @@ export function createValidationService (deps: Deps & { devices: DeviceService, 
 
     const outcome = await deps.devices.activate(state.id, data.deviceId, data.deviceInfo ?? null, now, terms, state.clientNumber)
     const fresh = outcome.state ?? state
+    // Both cache writes change this instance's L1 before their first await; Redis and the other
+    // instances are told while the answer goes out (neither write can fail the request).
     if (outcome.code === 'VALID') {
       const key = deviceCacheKey(state.id, data.deviceId)
-      await cache.set(key, outcome.leaseExpiresAt === null ? 1 : { lease: outcome.leaseExpiresAt }, CACHE_TTL_S)
+      void cache.set(key, outcome.leaseExpiresAt === null ? 1 : { lease: outcome.leaseExpiresAt }, CACHE_TTL_S)
       if (outcome.leaseExpiresAt !== null) renewed.set(key, outcome.leaseExpiresAt)
     }
-    if (outcome.activated) await cache.invalidate([serialCacheKey(numberHash)])
+    if (outcome.activated) void cache.invalidate([serialCacheKey(numberHash)])
     record(fresh, outcome.code === 'VALID' ? data.deviceId : null, outcome.code, null)
     return { result: answer(outcome.code, fresh, terms, outcome.leaseExpiresAt, data.deviceId, data.nonce, now), serial: fresh, policy: terms }
   }
