@@ -13,6 +13,12 @@ import WebSocket from 'ws'
 const quick = process.argv.includes('--quick')
 /** --no-redis: PostgreSQL with in-process cache, bus and rate limits (one instance), for comparison. */
 const noRedis = process.argv.includes('--no-redis')
+/**
+ * --only=rest,graphql,…: run these scenarios and skip the rest (keys: rest, graphql, heartbeat,
+ * activations, usage, miss, memory, subscription, embedded). Ratios stay paired with the ceiling.
+ */
+const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',').filter(Boolean)
+const want = (key: string): boolean => !only || only.includes(key)
 const DURATION = quick ? 2 : 5
 const WARMUP = quick ? 1 : 2
 /** Every ratio is the median of this many rounds, each round measuring the ceiling, then the scenario. */
@@ -195,11 +201,11 @@ async function main () {
     const serial = (await gql(3902, 'mutation ($i: CreateSerialInput!) { createSerial(input: $i) { serialNumber } }', { i: { clientId: client.id, maxUsageCount: 10 } })).createSerial
     const body = { serialNumber: serial.serialNumber, deviceId: 'bench-device' }
 
-    rows.push(await paired('REST validate, known device, cache hit', '≥ 50 %, p99 ≤ 10 ms', 0.5, 10,
+    if (want('rest')) rows.push(await paired('REST validate, known device, cache hit', '≥ 50 %, p99 ≤ 10 ms', 0.5, 10,
       () => load('http://127.0.0.1:3902/api/v1/serials/validate', body)))
 
     const query = 'mutation V($input: ValidateSerialInput!) { validateSerial(input: $input) { valid code message expiresAt remainingDevices isDemo serverTime } }'
-    rows.push(await paired('GraphQL validateSerial, cache hit', '≥ 35 %', 0.35, null,
+    if (want('graphql')) rows.push(await paired('GraphQL validateSerial, cache hit', '≥ 35 %', 0.35, null,
       () => load('http://127.0.0.1:3902/graphql', { query, variables: { input: body }, operationName: 'V' })))
 
     // Heartbeats of 1,000 running apps on one floating serial: every lease is known, so each is
@@ -207,28 +213,28 @@ async function main () {
     const policy = (await gql(3902, 'mutation ($i: CreatePolicyInput!) { createPolicy(input: $i) { id } }', { i: { name: 'Bench floating', maxDevices: 1000, floating: true, heartbeatSeconds: 300, heartbeatGraceSeconds: 60, entitlements: ['BENCH'] } })).createPolicy
     const floating = (await gql(3902, 'mutation ($i: CreateSerialInput!) { createSerial(input: $i) { serialNumber } }', { i: { clientId: client.id, policyId: policy.id } })).createSerial
     const seats = Array.from({ length: 1000 }, (_, i) => `app-${i}`)
-    for (const deviceId of seats) {
+    for (const deviceId of want('heartbeat') ? seats : []) {
       await fetch('http://127.0.0.1:3902/api/v1/serials/validate', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ serialNumber: floating.serialNumber, deviceId }) })
     }
-    rows.push(await paired('REST heartbeat, 1,000 known leases on one floating serial', '≥ 40 %', 0.4, null,
+    if (want('heartbeat')) rows.push(await paired('REST heartbeat, 1,000 known leases on one floating serial', '≥ 40 %', 0.4, null,
       () => load('http://127.0.0.1:3902/api/v1/serials/heartbeat', (i: number) => ({ serialNumber: floating.serialNumber, deviceId: seats[i % seats.length] }))))
 
     // New devices spread over 5,000 serials (room for 200 devices each): every request is an
     // activation (device ids never repeat across warm-up, rounds and runs).
     const roomy: string[] = []
-    for (let i = 0; i < 5_000 / 2_500; i++) {
+    for (let i = 0; i < (want('activations') ? 5_000 / 2_500 : 0); i++) {
       const res = await gql(3902, 'mutation ($i: CreateSerialsInput!) { createSerials(input: $i) { serials { serialNumber } } }', { i: { clientId: client.id, count: 2_500, maxUsageCount: 200 } })
       roomy.push(...res.createSerials.serials.map((s: { serialNumber: string }) => s.serialNumber))
     }
     let activation = 0
-    rows.push(await paired('new-device activations over 5,000 serials', '≥ 10 %', 0.1, null,
+    if (want('activations')) rows.push(await paired('new-device activations over 5,000 serials', '≥ 10 %', 0.1, null,
       () => load('http://127.0.0.1:3902/api/v1/serials/validate', () => { const n = activation++; return { serialNumber: roomy[n % roomy.length], deviceId: `new-${n}` } })))
 
-    rows.push(await paired('recordUsage, durable (acknowledged after commit)', '≥ 25 %', 0.25, null,
+    if (want('usage')) rows.push(await paired('recordUsage, durable (acknowledged after commit)', '≥ 25 %', 0.25, null,
       () => load('http://127.0.0.1:3902/api/v1/serials/usage', body)))
 
     // Many serials for the cache-miss and memory scenarios.
-    const count = quick ? 20_000 : 100_000
+    const count = !want('miss') && !want('memory') ? 0 : quick ? 20_000 : 100_000
     const numbers: string[] = []
     const createStart = performance.now()
     for (let i = 0; i < count / 10_000; i++) {
@@ -236,7 +242,7 @@ async function main () {
       numbers.push(...res.createSerials.serials.map((s: { serialNumber: string }) => s.serialNumber))
     }
     const createSeconds = (performance.now() - createStart) / 1000
-    rows.push({ scenario: `createSerials: ${count.toLocaleString('en')} serials (calls of 10,000)`, rps: Math.round(count / createSeconds), p50: null, p99: null, ratio: null, target: quick ? 'full run: 100,000 in ≤ 10 s' : '100,000 in ≤ 10 s', pass: quick ? null : createSeconds <= 10, note: `${createSeconds.toFixed(2)} s` })
+    if (count > 0) rows.push({ scenario: `createSerials: ${count.toLocaleString('en')} serials (calls of 10,000)`, rps: Math.round(count / createSeconds), p50: null, p99: null, ratio: null, target: quick ? 'full run: 100,000 in ≤ 10 s' : '100,000 in ≤ 10 s', pass: quick ? null : createSeconds <= 10, note: `${createSeconds.toFixed(2)} s` })
 
     // One active device on every one of those serials, seeded in SQL (activation is not what this
     // measures), so the next passes find known devices. Each round starts a fresh process (cold
@@ -245,23 +251,27 @@ async function main () {
     await seed`insert into devices (id, serial_id, device_id) select 'dev_' || upper(substr(md5(id), 1, 26)), id, 'dev-1' from serials where client_id = ${client.id} and max_usage_count = 2 and batch_id is not null on conflict do nothing`
     await seed`update serials set active_devices = 1 where client_id = ${client.id} and max_usage_count = 2 and batch_id is not null`
     await seed.end()
-    let coldPrefix = ''
+    let coldPrefix = env.REDIS_PREFIX!
     let cold = 0
+    if (want('miss')) {
     const missRow = await paired('REST validate, cache miss (cold L1 and L2)', '≥ 25 %', 0.25, null,
       () => load('http://127.0.0.1:3902/api/v1/serials/validate', () => ({ serialNumber: numbers[cold++ % numbers.length], deviceId: 'dev-1' })),
       async () => { coldPrefix = `bench-cold${Date.now()}`; await restart(coldPrefix) })
     if (cold > numbers.length) missRow.note += '; more requests than serials: later ones hit the cache'
     rows.push(missRow)
+    }
 
     // Memory: 1,000,000 validations spread over every serial (100,000 in a full run), then RSS.
     const validations = quick ? 200_000 : 1_000_000
+    if (want('memory')) {
     const spread = await load('http://127.0.0.1:3902/api/v1/serials/validate', (i: number) => ({ serialNumber: numbers[i % numbers.length], deviceId: 'dev-1' }), validations)
     const rss = await fetch('http://127.0.0.1:3902/metrics').then((r) => r.text()).then((text) => Number(/^process_resident_memory_bytes (\d+)/m.exec(text)?.[1] ?? 0))
     rows.push({ scenario: `memory: RSS after ${validations.toLocaleString('en')} validations over ${numbers.length.toLocaleString('en')} serials`, rps: spread.rps, p50: spread.p50, p99: spread.p99, ratio: null, target: '≤ 300 MB after 1,000,000 validations over 100,000 serials', pass: quick ? null : rss <= 300 * 1024 * 1024 && spread.errors === 0, note: `${Math.round(rss / 1024 / 1024)} MB` })
+    }
 
     // Subscription delivery across two instances (one Redis prefix): usage recorded on 3902, a
     // subscriber on 3903; latency from the HTTP acknowledgement to receipt. Median of the rounds.
-    if (!noRedis) {
+    if (!noRedis && want('subscription')) {
       extra.push(await start('src/server.ts', { ...env, REDIS_PREFIX: coldPrefix }, 3903))
       const subs: Row[] = []
       for (let round = 0; round < ROUNDS; round++) subs.push(await subscriptionLatency(client.id, body))
@@ -272,7 +282,7 @@ async function main () {
     service.kill('SIGTERM')
     for (const child of extra.splice(0)) child.kill('SIGTERM')
     // The embedded default, compared with the same ceiling (still running).
-    if (!noRedis) await embedded()
+    if (!noRedis && want('embedded')) await embedded()
   } finally {
     service.kill('SIGTERM')
     ceiling.kill('SIGTERM')
@@ -284,8 +294,8 @@ async function main () {
   console.log('\n| scenario | req/s | p50 ms | p99 ms | ratio to ceiling | target | pass |\n|---|---|---|---|---|---|---|')
   for (const r of rows) console.log(`| ${r.scenario}${r.note ? ` (${r.note})` : ''} | ${fmt(r.rps)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${r.ratio === null ? '-' : `${(r.ratio * 100).toFixed(0)} %`} | ${r.target} | ${r.pass === null ? '-' : r.pass ? 'pass' : 'FAIL'} |`)
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true })
-  const file = new URL(`./results/${new Date().toISOString().replace(/[:.]/g, '-')}${quick ? '-quick' : ''}${noRedis ? '-no-redis' : ''}.json`, import.meta.url)
-  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), quick, redis: !noRedis, connections: CONNECTIONS, durationSeconds: DURATION, rounds: ROUNDS, ceilings, rows }, null, 2))
+  const file = new URL(`./results/${new Date().toISOString().replace(/[:.]/g, '-')}${quick ? '-quick' : ''}${noRedis ? '-no-redis' : ''}${only ? `-only-${only.join('-')}` : ''}.json`, import.meta.url)
+  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), quick, redis: !noRedis, only: only ?? null, connections: CONNECTIONS, durationSeconds: DURATION, rounds: ROUNDS, ceilings, rows }, null, 2))
   console.log(`\nwritten ${file.pathname}`)
 }
 
