@@ -6,6 +6,7 @@
 // a miss (the caller reads PostgreSQL), L2 is not read (a peer's delete may have failed), and
 // when the bus is heard again L1 is emptied, since invalidations may have been missed meanwhile.
 // Invalidations this instance could not send are sent again then.
+import { randomBytes } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import type { IEventBus } from './event-bus.ts'
 import { createRedisClient, pingRedis, type RedisClient, type RedisConfig } from './redis.ts'
@@ -22,6 +23,12 @@ export interface ICache {
   set (key: string, value: unknown, ttlSeconds: number): Promise<void>
   /** Removes keys on this instance, in Redis, and (via the bus) on every other instance. */
   invalidate (keys: string[]): Promise<void>
+  /**
+   * The value changed here and this instance knows the new one (e.g. from a statement's
+   * RETURNING): stores it in L1 and removes the key from Redis and every other instance's L1, so
+   * this instance's next read is a hit while the others read the source again.
+   */
+  replace (key: string, value: unknown): Promise<void>
   /** The Redis client, for rate limits; undefined when running in-process. */
   readonly redis: RedisClient | undefined
   ping (): Promise<number>
@@ -61,8 +68,12 @@ export async function createCache ({ redis: redisConfig, bus, stats = noStats, m
   }
   // Start even when Redis is down (degraded): the subscription completes once it reconnects.
   let unsubscribe = async () => {}
+  /** Marks this instance's own replace() messages, which must not drop the value it just stored. */
+  const origin = randomBytes(8).toString('hex')
   const subscribed = bus.subscribe(INVALIDATE_TOPIC, (payload) => {
-    for (const key of (payload as { keys?: string[] })?.keys ?? []) l1.delete(key)
+    const message = payload as { keys?: string[], from?: string } | null
+    if (message?.from === origin) return
+    for (const key of message?.keys ?? []) l1.delete(key)
   }).then((fn) => { unsubscribe = fn })
   let timer: NodeJS.Timeout | undefined
   await Promise.race([subscribed, new Promise((resolve) => { timer = setTimeout(resolve, 2000) })])
@@ -78,7 +89,7 @@ export async function createCache ({ redis: redisConfig, bus, stats = noStats, m
     return entry
   }
 
-  async function sendInvalidation (keys: string[]): Promise<void> {
+  async function sendInvalidation (keys: string[], from?: string): Promise<void> {
     let sent = true
     if (redis) {
       // On a cluster the keys live on different slots: one DEL each (auto-pipelined per node).
@@ -90,7 +101,7 @@ export async function createCache ({ redis: redisConfig, bus, stats = noStats, m
     // A silent bus would hold the caller until the publish times out: queue it for recovery.
     if (!bus.healthy()) sent = false
     else {
-      try { await bus.publish(INVALIDATE_TOPIC, { keys }) } catch { sent = false }
+      try { await bus.publish(INVALIDATE_TOPIC, from ? { keys, from } : { keys }) } catch { sent = false }
     }
     if (sent) for (const key of keys) unsent.delete(key)
     else for (const key of keys) unsent.add(key)
@@ -139,6 +150,12 @@ export async function createCache ({ redis: redisConfig, bus, stats = noStats, m
       // A change that committed must not fail because Redis is down: peers that cannot hear us
       // serve L1 for at most DEGRADED_TTL_MS and empty it on recovery, when we send this again.
       await sendInvalidation(keys)
+    },
+    async replace (key, value) {
+      l1.set(key, { v: value, at: performance.now() })
+      // Not sent (Redis down): sent again on recovery as a plain invalidation, which also drops
+      // this copy; L1 is emptied then anyway.
+      await sendInvalidation([key], origin)
     },
     ping: () => redis ? pingRedis(redis) : Promise.resolve(0),
     async close () {

@@ -194,7 +194,10 @@ export function createValidationService (deps: Deps & { devices: DeviceService, 
       void cache.set(key, outcome.leaseExpiresAt === null ? 1 : { lease: outcome.leaseExpiresAt }, CACHE_TTL_S)
       if (outcome.leaseExpiresAt !== null) renewed.set(key, outcome.leaseExpiresAt)
     }
-    if (outcome.activated) void cache.invalidate([serialCacheKey(numberHash)])
+    // The serial's new count is known here (the statement returned it): this instance keeps it,
+    // the others drop theirs. Every activation would otherwise turn the next validation of the
+    // serial on this instance into a cache miss.
+    if (outcome.activated) void cache.replace(serialCacheKey(numberHash), fresh)
     record(fresh, outcome.code === 'VALID' ? data.deviceId : null, outcome.code, null)
     return { result: answer(outcome.code, fresh, terms, outcome.leaseExpiresAt, data.deviceId, data.nonce, now), serial: fresh, policy: terms }
   }
