@@ -201,12 +201,16 @@ async function main () {
     const serial = (await gql(3902, 'mutation ($i: CreateSerialInput!) { createSerial(input: $i) { serialNumber } }', { i: { clientId: client.id, maxUsageCount: 10 } })).createSerial
     const body = { serialNumber: serial.serialNumber, deviceId: 'bench-device' }
 
-    if (want('rest')) rows.push(await paired('REST validate, known device, cache hit', '≥ 50 %, p99 ≤ 10 ms', 0.5, 10,
-      () => load('http://127.0.0.1:3902/api/v1/serials/validate', body)))
+    if (want('rest')) {
+      rows.push(await paired('REST validate, known device, cache hit', '≥ 50 %, p99 ≤ 10 ms', 0.5, 10,
+        () => load('http://127.0.0.1:3902/api/v1/serials/validate', body)))
+    }
 
     const query = 'mutation V($input: ValidateSerialInput!) { validateSerial(input: $input) { valid code message expiresAt remainingDevices isDemo serverTime } }'
-    if (want('graphql')) rows.push(await paired('GraphQL validateSerial, cache hit', '≥ 35 %', 0.35, null,
-      () => load('http://127.0.0.1:3902/graphql', { query, variables: { input: body }, operationName: 'V' })))
+    if (want('graphql')) {
+      rows.push(await paired('GraphQL validateSerial, cache hit', '≥ 35 %', 0.35, null,
+        () => load('http://127.0.0.1:3902/graphql', { query, variables: { input: body }, operationName: 'V' })))
+    }
 
     // Heartbeats of 1,000 running apps on one floating serial: every lease is known, so each is
     // answered from memory and its renewal goes out in the batched flush.
@@ -216,8 +220,10 @@ async function main () {
     for (const deviceId of want('heartbeat') ? seats : []) {
       await fetch('http://127.0.0.1:3902/api/v1/serials/validate', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ serialNumber: floating.serialNumber, deviceId }) })
     }
-    if (want('heartbeat')) rows.push(await paired('REST heartbeat, 1,000 known leases on one floating serial', '≥ 40 %', 0.4, null,
-      () => load('http://127.0.0.1:3902/api/v1/serials/heartbeat', (i: number) => ({ serialNumber: floating.serialNumber, deviceId: seats[i % seats.length] }))))
+    if (want('heartbeat')) {
+      rows.push(await paired('REST heartbeat, 1,000 known leases on one floating serial', '≥ 40 %', 0.4, null,
+        () => load('http://127.0.0.1:3902/api/v1/serials/heartbeat', (i: number) => ({ serialNumber: floating.serialNumber, deviceId: seats[i % seats.length] }))))
+    }
 
     // New devices spread over 5,000 serials (room for 200 devices each): every request is an
     // activation (device ids never repeat across warm-up, rounds and runs).
@@ -227,11 +233,15 @@ async function main () {
       roomy.push(...res.createSerials.serials.map((s: { serialNumber: string }) => s.serialNumber))
     }
     let activation = 0
-    if (want('activations')) rows.push(await paired('new-device activations over 5,000 serials', '≥ 10 %', 0.1, null,
-      () => load('http://127.0.0.1:3902/api/v1/serials/validate', () => { const n = activation++; return { serialNumber: roomy[n % roomy.length], deviceId: `new-${n}` } })))
+    if (want('activations')) {
+      rows.push(await paired('new-device activations over 5,000 serials', '≥ 10 %', 0.1, null,
+        () => load('http://127.0.0.1:3902/api/v1/serials/validate', () => { const n = activation++; return { serialNumber: roomy[n % roomy.length], deviceId: `new-${n}` } })))
+    }
 
-    if (want('usage')) rows.push(await paired('recordUsage, durable (acknowledged after commit)', '≥ 25 %', 0.25, null,
-      () => load('http://127.0.0.1:3902/api/v1/serials/usage', body)))
+    if (want('usage')) {
+      rows.push(await paired('recordUsage, durable (acknowledged after commit)', '≥ 25 %', 0.25, null,
+        () => load('http://127.0.0.1:3902/api/v1/serials/usage', body)))
+    }
 
     // Many serials for the cache-miss and memory scenarios.
     const count = !want('miss') && !want('memory') ? 0 : quick ? 20_000 : 100_000
@@ -254,19 +264,19 @@ async function main () {
     let coldPrefix = env.REDIS_PREFIX!
     let cold = 0
     if (want('miss')) {
-    const missRow = await paired('REST validate, cache miss (cold L1 and L2)', '≥ 25 %', 0.25, null,
-      () => load('http://127.0.0.1:3902/api/v1/serials/validate', () => ({ serialNumber: numbers[cold++ % numbers.length], deviceId: 'dev-1' })),
-      async () => { coldPrefix = `bench-cold${Date.now()}`; await restart(coldPrefix) })
-    if (cold > numbers.length) missRow.note += '; more requests than serials: later ones hit the cache'
-    rows.push(missRow)
+      const missRow = await paired('REST validate, cache miss (cold L1 and L2)', '≥ 25 %', 0.25, null,
+        () => load('http://127.0.0.1:3902/api/v1/serials/validate', () => ({ serialNumber: numbers[cold++ % numbers.length], deviceId: 'dev-1' })),
+        async () => { coldPrefix = `bench-cold${Date.now()}`; await restart(coldPrefix) })
+      if (cold > numbers.length) missRow.note += '; more requests than serials: later ones hit the cache'
+      rows.push(missRow)
     }
 
     // Memory: 1,000,000 validations spread over every serial (100,000 in a full run), then RSS.
     const validations = quick ? 200_000 : 1_000_000
     if (want('memory')) {
-    const spread = await load('http://127.0.0.1:3902/api/v1/serials/validate', (i: number) => ({ serialNumber: numbers[i % numbers.length], deviceId: 'dev-1' }), validations)
-    const rss = await fetch('http://127.0.0.1:3902/metrics').then((r) => r.text()).then((text) => Number(/^process_resident_memory_bytes (\d+)/m.exec(text)?.[1] ?? 0))
-    rows.push({ scenario: `memory: RSS after ${validations.toLocaleString('en')} validations over ${numbers.length.toLocaleString('en')} serials`, rps: spread.rps, p50: spread.p50, p99: spread.p99, ratio: null, target: '≤ 300 MB after 1,000,000 validations over 100,000 serials', pass: quick ? null : rss <= 300 * 1024 * 1024 && spread.errors === 0, note: `${Math.round(rss / 1024 / 1024)} MB` })
+      const spread = await load('http://127.0.0.1:3902/api/v1/serials/validate', (i: number) => ({ serialNumber: numbers[i % numbers.length], deviceId: 'dev-1' }), validations)
+      const rss = await fetch('http://127.0.0.1:3902/metrics').then((r) => r.text()).then((text) => Number(/^process_resident_memory_bytes (\d+)/m.exec(text)?.[1] ?? 0))
+      rows.push({ scenario: `memory: RSS after ${validations.toLocaleString('en')} validations over ${numbers.length.toLocaleString('en')} serials`, rps: spread.rps, p50: spread.p50, p99: spread.p99, ratio: null, target: '≤ 300 MB after 1,000,000 validations over 100,000 serials', pass: quick ? null : rss <= 300 * 1024 * 1024 && spread.errors === 0, note: `${Math.round(rss / 1024 / 1024)} MB` })
     }
 
     // Subscription delivery across two instances (one Redis prefix): usage recorded on 3902, a

@@ -19,9 +19,14 @@ export interface FormatOptions {
   hideSuggestions: boolean
 }
 
+/**
+ * Already in the contract's shape: a plain formatted object, or a GraphQLError built from one
+ * (the WebSocket server hands graphql-ws such errors, which come back here through onError).
+ */
 function isFormatted (error: unknown): error is FormattedError {
   const e = error as { extensions?: { code?: unknown, statusCode?: unknown } } | null
-  return !(error instanceof Error) && typeof e?.extensions?.code === 'string' && typeof e.extensions.statusCode === 'number'
+  const carrier = !(error instanceof Error) || (error instanceof GraphQLError && error.originalError == null)
+  return carrier && typeof e?.extensions?.code === 'string' && typeof e.extensions.statusCode === 'number'
 }
 
 /** Mercurius wraps parse and validation failures: one error holding a list of them. */

@@ -115,6 +115,11 @@ export function createWsHandler (app: FastifyInstance, options: WsServerOptions)
     onSubscribe: async (ctx, id, payload) => {
       const extra = ctx.extra
       if (extra.operations.size >= MAX_SUBSCRIPTIONS_PER_SOCKET) return errorsOf([new RateLimitError(60, `At most ${MAX_SUBSCRIPTIONS_PER_SOCKET} subscriptions per connection`)])
+      // A client's quotaPerMinute counts each operation on the socket, as each HTTP request.
+      const clientId = extra.actor?.clientId
+      if (clientId && app.chargeClientQuota) {
+        try { await app.chargeClientQuota(clientId) } catch (error) { return errorsOf([error]) }
+      }
       let document: DocumentNode
       try {
         if (typeof payload.query !== 'string') throw new GraphQLError('query must be a string')

@@ -22,6 +22,13 @@ import { clients } from '../../schema/index.ts'
 import { RateLimitError } from './errors.ts'
 import { executedRootFields } from '../graphql/document-limits.ts'
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** One request against the client's quotaPerMinute (none set: free); throws RATE_LIMITED past it. */
+    chargeClientQuota (clientId: string): Promise<void>
+  }
+}
+
 /** NOT_FOUND answers per IP per window before public calls from that IP are refused. */
 export const FAILED_LOOKUP_LIMIT = 20
 /** Window of the failed-lookup counter, in ms. */
@@ -307,16 +314,20 @@ export default fp(async (app) => {
   // percent-escapes and drops `#…`, so `/serials/%76alidate` reaches the validate handler too.
   const isPublicRest = (request: FastifyRequest) => request.method === 'POST' && publicPaths.has(request.routeOptions.url ?? '')
 
+  /** One request against a client's quotaPerMinute; throws RATE_LIMITED past it. */
+  async function chargeClientQuota (clientId: string, reply?: FastifyReply): Promise<void> {
+    const quota = await quotaOf(clientId)
+    if (quota === null) return
+    const used = await counter.hit(`q:${clientId}`, WINDOW_MS, 1, quota)
+    if (used.count > quota) throw limited(reply, used.ttlMs, `Client quota exceeded: ${quota} requests per minute`)
+  }
+  // Every operation sent over a GraphQL WebSocket counts as one request (ws-server.ts).
+  app.decorate('chargeClientQuota', (clientId: string) => chargeClientQuota(clientId))
+
   // Runs after the auth plugin's onRequest hook, so request.actor is known.
   app.addHook('onRequest', async (request, reply) => {
     const clientId = request.actor?.clientId
-    if (clientId) {
-      const quota = await quotaOf(clientId)
-      if (quota !== null) {
-        const used = await counter.hit(`q:${clientId}`, WINDOW_MS, 1, quota)
-        if (used.count > quota) throw limited(reply, used.ttlMs, `Client quota exceeded: ${quota} requests per minute`)
-      }
-    }
+    if (clientId) await chargeClientQuota(clientId, reply)
     if (isPublicRest(request)) {
       const ip = request.ip ?? 'inject'
       await checkFailedLookups(ip, reply)

@@ -2,6 +2,8 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { generateSerialNumber } from '../../src/serials/serial-number.ts'
 import { FAILED_LOOKUP_LIMIT } from '../../src/platform/rate-limit.ts'
+import { createClient as wsClient, type ExecutionResult } from 'graphql-ws'
+import WebSocket from 'ws'
 import { build, createApiKey, createClient, createSerial, gql, realBackends, VALIDATE } from '../helper.ts'
 
 /** A well-formed number (valid check character) that was never issued. */
@@ -66,6 +68,27 @@ t.test('per-client quota (quotaPerMinute) for the client\'s own credentials, sha
   const other = await createClient(one, { quotaPerMinute: 3 })
   t.equal((await gql(one, '{ me { id } }', {}, await createApiKey(one, 'MANAGER', other.id))).errors, undefined)
   t.equal((await gql(one, '{ me { id } }')).errors, undefined)
+})
+
+t.test('per-client quota over the GraphQL WebSocket: each operation on the socket counts', async (t) => {
+  const app = await build(t, { background: false })
+  const client = await createClient(app, { quotaPerMinute: 3 })
+  const key = await createApiKey(app, 'MANAGER', client.id)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const url = `ws://127.0.0.1:${(app.server.address() as { port: number }).port}/graphql`
+  const socket = wsClient({ url, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${key}` }, retryAttempts: 0 })
+  t.teardown(() => socket.dispose())
+  const once = (query: string) => new Promise<ExecutionResult<any> | { thrown: any }>((resolve) => {
+    let result: ExecutionResult<any> | undefined
+    socket.subscribe({ query }, { next: (value) => { result = value as ExecutionResult<any> }, error: (error) => resolve({ thrown: error }), complete: () => resolve(result!) })
+  })
+  for (let i = 0; i < 3; i++) t.match(await once('{ me { id } }'), { data: { me: { id: String } } }, `operation ${i + 1} within the quota`)
+  const over = await once('{ me { id } }') as { thrown: Array<{ extensions?: { code?: string } }> }
+  t.equal(over.thrown?.[0]?.extensions?.code, 'RATE_LIMITED', 'the fourth operation on the same socket is refused')
+  const subscription = await once('subscription { serialChanged { type } }') as { thrown: Array<{ extensions?: { code?: string } }> }
+  t.equal(subscription.thrown?.[0]?.extensions?.code, 'RATE_LIMITED', 'a subscription counts too')
+  const http = await gql(app, '{ me { id } }', {}, key)
+  t.equal(http.errors?.[0]?.extensions.code, 'RATE_LIMITED', 'and the budget is the one HTTP spends')
 })
 
 t.test(`failed-lookup throttling: ${FAILED_LOOKUP_LIMIT} NOT_FOUND answers per minute, then RATE_LIMITED`, async (t) => {
