@@ -4,7 +4,8 @@ import { generateSerialNumber } from '../../src/serials/serial-number.ts'
 import { FAILED_LOOKUP_LIMIT } from '../../src/platform/rate-limit.ts'
 import { createClient as wsClient, type ExecutionResult } from 'graphql-ws'
 import WebSocket from 'ws'
-import { build, createApiKey, createClient, createSerial, gql, realBackends, VALIDATE } from '../helper.ts'
+import { MAX_SUBSCRIPTIONS_PER_SOCKET } from '../../src/graphql/ws-server.ts'
+import { ADMIN_KEY, build, createApiKey, createClient, createSerial, gql, realBackends, VALIDATE } from '../helper.ts'
 
 /** A well-formed number (valid check character) that was never issued. */
 const unknownSerial = async () => generateSerialNumber()
@@ -89,6 +90,25 @@ t.test('per-client quota over the GraphQL WebSocket: each operation on the socke
   t.equal(subscription.thrown?.[0]?.extensions?.code, 'RATE_LIMITED', 'a subscription counts too')
   const http = await gql(app, '{ me { id } }', {}, key)
   t.equal(http.errors?.[0]?.extensions.code, 'RATE_LIMITED', 'and the budget is the one HTTP spends')
+})
+
+t.test(`at most ${MAX_SUBSCRIPTIONS_PER_SOCKET} subscriptions per socket: the next one is RATE_LIMITED`, async (t) => {
+  const app = await build(t, { background: false })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const url = `ws://127.0.0.1:${(app.server.address() as { port: number }).port}/graphql`
+  const socket = wsClient({ url, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${ADMIN_KEY}` }, retryAttempts: 0 })
+  t.teardown(() => socket.dispose())
+  const stops: Array<() => void> = []
+  let refused: Promise<unknown> | undefined
+  for (let i = 0; i <= MAX_SUBSCRIPTIONS_PER_SOCKET; i++) {
+    const outcome = new Promise((resolve) => {
+      stops.push(socket.subscribe({ query: 'subscription { serialChanged { type } }' }, { next: () => {}, error: resolve, complete: () => resolve('complete') }))
+    })
+    if (i === MAX_SUBSCRIPTIONS_PER_SOCKET) refused = outcome
+  }
+  const errors = await refused as Array<{ extensions?: { code?: string } }>
+  t.equal(errors?.[0]?.extensions?.code, 'RATE_LIMITED')
+  for (const stop of stops) stop()
 })
 
 t.test(`failed-lookup throttling: ${FAILED_LOOKUP_LIMIT} NOT_FOUND answers per minute, then RATE_LIMITED`, async (t) => {
