@@ -152,3 +152,12 @@ export async function restValidate (app: FastifyInstance, body: Record<string, u
 export const VALIDATE = `mutation ($input: ValidateSerialInput!) {
   validateSerial(input: $input) { valid code message expiresAt remainingDevices isDemo serverTime nonce signature }
 }`
+
+/** Polls `check` every 20 ms until it holds; throws naming `what` after `ms`. */
+export async function until (check: () => boolean | Promise<boolean>, what: string, ms = 5000): Promise<void> {
+  const end = Date.now() + ms
+  while (!await check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}

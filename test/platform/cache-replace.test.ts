@@ -4,15 +4,7 @@
 import t from 'tap'
 import { createCache } from '../../src/platform/cache.ts'
 import { createEventBus } from '../../src/platform/event-bus.ts'
-import { testConfig } from '../helper.ts'
-
-async function until (check: () => boolean | Promise<boolean>, what: string, ms = 5000): Promise<void> {
-  const end = Date.now() + ms
-  while (!await check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
+import { testConfig, until } from '../helper.ts'
 
 t.test('replace keeps the value here and drops it everywhere else', async (t) => {
   const { redis } = await testConfig()

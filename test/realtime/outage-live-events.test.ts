@@ -5,21 +5,13 @@ import type { FastifyInstance } from 'fastify'
 import { createClient as wsClient, type Client } from 'graphql-ws'
 import t from 'tap'
 import WebSocket from 'ws'
-import { ADMIN_KEY, build, createClient, createSerial, databaseUrl } from '../helper.ts'
+import { ADMIN_KEY, build, createClient, createSerial, databaseUrl, until } from '../helper.ts'
 import { ownRedis, redisServerBinary } from '../redis-server.ts'
 
 const missing = !databaseUrl ? 'PostgreSQL (TEST_DATABASE_URL) shared by two instances' : !redisServerBinary ? 'redis-server' : null
 if (missing && process.env.CI === 'true') throw new Error(`outage tests need ${missing}`)
 
 const USAGE = 'subscription ($c: ID, $s: ID) { usageRecorded(clientId: $c, serialId: $s) { id serialId seq } }'
-
-async function until (check: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-}
 
 async function listen (app: FastifyInstance): Promise<string> {
   await app.listen({ port: 0, host: '127.0.0.1' })
@@ -49,7 +41,7 @@ t.test('usage recorded during a Redis outage reaches each subscriber exactly onc
   const env = { REDIS_URL: redis.url, DATABASE_URL: databaseUrl, REDIS_PREFIX: `outage${process.pid}` }
   const a = await build(t, { env })
   const b = await build(t, { env })
-  await until(() => a.deps.bus.healthy() && b.deps.bus.healthy(), 'both buses to be heard')
+  await until(() => a.deps.bus.healthy() && b.deps.bus.healthy(), 'both buses to be heard', 20_000)
   const client = await createClient(a)
   const serial = await createSerial(a, client.id, { maxUsageCount: 5 })
   const other = await createSerial(a, client.id, { maxUsageCount: 5 })
@@ -72,7 +64,7 @@ t.test('usage recorded during a Redis outage reaches each subscriber exactly onc
   const allArrived = () => Object.entries(subscribers).every(([name, s]) => expected(name).every((id) => s.received.some((r) => r.id === id)))
 
   for (let i = 0; i < 4; i++) await record(i % 2 ? b : a, i % 3 ? serial : other)
-  await until(allArrived, 'events before the outage')
+  await until(allArrived, 'events before the outage', 20_000)
 
   // Usage keeps coming through both instances while Redis dies, stays down and comes back, as in
   // production: relay batches are cut mid-publish and resume while subscribers re-subscribe.
@@ -85,15 +77,15 @@ t.test('usage recorded during a Redis outage reaches each subscriber exactly onc
   })()
   await new Promise((resolve) => setTimeout(resolve, 300))
   await redis.stop()
-  await until(() => !a.deps.bus.healthy() && !b.deps.bus.healthy(), 'both instances to notice the outage')
+  await until(() => !a.deps.bus.healthy() && !b.deps.bus.healthy(), 'both instances to notice the outage', 20_000)
   await new Promise((resolve) => setTimeout(resolve, 1000))
   await redis.start()
-  await until(() => a.deps.bus.healthy() && b.deps.bus.healthy(), 'both buses to be heard again')
+  await until(() => a.deps.bus.healthy() && b.deps.bus.healthy(), 'both buses to be heard again', 20_000)
   await new Promise((resolve) => setTimeout(resolve, 1500))
   recording = false
   await load
   t.comment(`${recorded.length} events recorded`)
-  await until(allArrived, 'every event after recovery')
+  await until(allArrived, 'every event after recovery', 20_000)
   // Duplicates would arrive late (re-published batches): give them time before counting.
   await new Promise((resolve) => setTimeout(resolve, 2500))
 

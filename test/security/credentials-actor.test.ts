@@ -2,7 +2,7 @@
 // (expiresAt), and app.onCredentialRevoked fires on every instance when a key is revoked.
 import t from 'tap'
 import { ANONYMOUS } from '../../src/platform/auth.ts'
-import { ADMIN_KEY, build, buildPair, createClient, gqlOk, realBackends } from '../helper.ts'
+import { ADMIN_KEY, build, buildPair, createClient, gqlOk, realBackends, until } from '../helper.ts'
 
 const CREATE = 'mutation ($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret apiKey { id expiresAt } } }'
 const REVOKE = 'mutation ($id: ID!) { revokeApiKey(input: { id: $id }) { id revokedAt } }'
@@ -11,14 +11,6 @@ const ISSUE = 'mutation ($ttl: Int) { issueToken(input: { ttlSeconds: $ttl }) { 
 async function newKey (app: Parameters<typeof gqlOk>[0], input: Record<string, unknown>): Promise<{ id: string, secret: string, expiresAt: string | null }> {
   const { createApiKey } = await gqlOk(app, CREATE, { input: { name: 'actor test', ...input } })
   return { id: createApiKey.apiKey.id, secret: createApiKey.secret, expiresAt: createApiKey.apiKey.expiresAt }
-}
-
-async function until (check: () => boolean | Promise<boolean>, what: string, ms = 5000): Promise<void> {
-  const end = Date.now() + ms
-  while (!await check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
 }
 
 t.test('Actor.keyId and Actor.expiresAt for API keys, JWTs, the env admin key and anonymous', async (t) => {

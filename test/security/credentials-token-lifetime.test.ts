@@ -2,7 +2,7 @@
 // key ends its tokens on every instance, and a token must carry an exp within the issue bound.
 import { createHmac } from 'node:crypto'
 import t from 'tap'
-import { ADMIN_KEY, build, buildPair, gql, gqlOk, realBackends } from '../helper.ts'
+import { ADMIN_KEY, build, buildPair, gql, gqlOk, realBackends, until } from '../helper.ts'
 
 const CREATE = 'mutation ($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret apiKey { id } } }'
 const REVOKE = 'mutation ($id: ID!) { revokeApiKey(input: { id: $id }) { id } }'
@@ -18,14 +18,6 @@ async function newKey (app: Parameters<typeof gqlOk>[0], role = 'AUDITOR'): Prom
 async function meCode (app: Parameters<typeof gql>[0], token: string): Promise<string> {
   const res = await gql(app, ME, {}, token)
   return res.errors?.[0]?.extensions.code ?? (res.data?.me ? 'OK' : 'NO_DATA')
-}
-
-async function until (check: () => Promise<boolean>, what: string, ms = 5000): Promise<void> {
-  const end = Date.now() + ms
-  while (!await check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
 }
 
 /** Signs claims with the app's own secret, as a holder of JWT_SECRET (or a bug) would. */

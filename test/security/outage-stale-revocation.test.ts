@@ -5,21 +5,13 @@
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import { DEGRADED_TTL_MS } from '../../src/platform/cache.ts'
-import { build, createClient, createSerial, databaseUrl, gql, gqlOk, restValidate } from '../helper.ts'
+import { build, createClient, createSerial, databaseUrl, gql, gqlOk, restValidate, until } from '../helper.ts'
 import { ownRedis, redisServerBinary } from '../redis-server.ts'
 
 const missing = !databaseUrl ? 'PostgreSQL (TEST_DATABASE_URL) shared by two instances' : !redisServerBinary ? 'redis-server' : null
 if (missing && process.env.CI === 'true') throw new Error(`outage tests need ${missing}`)
 
 const ISSUE = 'mutation { issueToken(input: { ttlSeconds: 3600 }) { token } }'
-
-async function until (check: () => boolean | Promise<boolean>, what: string, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!await check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const code = async (app: FastifyInstance, serialNumber: string, deviceId = 'pc') => (await restValidate(app, { serialNumber, deviceId })).body.code as string
@@ -34,7 +26,7 @@ t.test('Redis down: revocations through one instance reach the other within the 
   const env = { REDIS_URL: redis.url, DATABASE_URL: databaseUrl, REDIS_PREFIX: `outage${process.pid}` }
   const a = await build(t, { env })
   const b = await build(t, { env })
-  await until(() => a.deps.bus.healthy() && b.deps.bus.healthy(), 'both buses to be heard')
+  await until(() => a.deps.bus.healthy() && b.deps.bus.healthy(), 'both buses to be heard', 15_000)
 
   const client = await createClient(a)
   const serial = await createSerial(a, client.id, { maxUsageCount: 3 })
@@ -54,7 +46,7 @@ t.test('Redis down: revocations through one instance reach the other within the 
   }
 
   await redis.stop()
-  await until(() => !a.deps.bus.healthy() && !b.deps.bus.healthy(), 'both instances to notice the outage')
+  await until(() => !a.deps.bus.healthy() && !b.deps.bus.healthy(), 'both instances to notice the outage', 15_000)
   await gqlOk(a, 'mutation ($i: RevokeSerialInput!) { revokeSerial(input: $i) { status } }', { i: { id: serial.id, reason: 'outage test' } })
   await gqlOk(a, 'mutation ($id: ID!) { revokeApiKey(input: { id: $id }) { id } }', { id: key.id })
   t.equal(await code(a, serial.serialNumber), 'REVOKED', 'the revoking instance knows at once')
@@ -69,10 +61,10 @@ t.test('Redis down: revocations through one instance reach the other within the 
   t.equal(await code(b, bystander.serialNumber, 'second'), 'VALID', 'device activation works too')
 
   await redis.start()
-  await until(() => a.deps.bus.healthy() && b.deps.bus.healthy(), 'both buses to be heard again')
-  await until(() => heardOnB.includes(key.id), 'B to hear the revocation it missed')
+  await until(() => a.deps.bus.healthy() && b.deps.bus.healthy(), 'both buses to be heard again', 15_000)
+  await until(() => heardOnB.includes(key.id), 'B to hear the revocation it missed', 15_000)
   t.same(heardOnB, [key.id], 'onCredentialRevoked fired on B once, after the outage')
-  await until(() => b.deps.services.apiKeys.revocations.known(key.id) === true, 'B to answer from memory again')
+  await until(() => b.deps.services.apiKeys.revocations.known(key.id) === true, 'B to answer from memory again', 15_000)
   t.pass('B answers from memory again (the revoked set was reloaded)')
 
   // Invalidation through the bus works again: B caches, A revokes, B follows.
