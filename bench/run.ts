@@ -36,10 +36,10 @@ const rows: Row[] = []
 function start (script: string, env: Record<string, string | undefined>, port: number): Promise<ChildProcess> {
   const merged: Record<string, string | undefined> = { ...process.env, ...env, PORT: String(port), API_PORT: String(port) }
   for (const [k, v] of Object.entries(merged)) if (v === undefined) delete merged[k]
-  // The service runs as in production (the Dockerfile's `node dist/src/server.js` with its heap
+  // The service runs as in production (the Dockerfile's `node dist/src/main/server.js` with its heap
   // limit, built by main).
-  const compiled = script === 'src/server.ts'
-  const child = fork(compiled ? 'dist/src/server.js' : script, [], { cwd: root, execArgv: compiled ? ['--max-old-space-size=192'] : ['--import', 'tsx'], env: merged as NodeJS.ProcessEnv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+  const compiled = script === 'src/main/server.ts'
+  const child = fork(compiled ? 'dist/src/main/server.js' : script, [], { cwd: root, execArgv: compiled ? ['--max-old-space-size=192'] : ['--import', 'tsx'], env: merged as NodeJS.ProcessEnv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
   return new Promise((resolve, reject) => {
     const poll = setInterval(() => {
       fetch(`http://127.0.0.1:${port}/health`, { method: 'GET' }).then((r) => { if (r.status < 500 || script.includes('ceiling')) { clearInterval(poll); resolve(child) } }, () => {})
@@ -121,7 +121,7 @@ async function subscriptionLatency (clientId: string, body: { serialNumber: stri
 /** The quick-start configuration: PGlite in a temporary folder, in-process cache and bus. */
 async function embedded (): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'serials-bench-'))
-  const service = await start('src/server.ts', { DATABASE_URL: undefined, REDIS_URL: undefined, DATA_DIR: dir, ADMIN_API_KEY: ADMIN, LOG_LEVEL: 'warn', RATE_LIMIT: '100000000', VALIDATE_RATE_LIMIT: '100000000', SIGNING_ALGORITHM: 'ED25519' }, 3904)
+  const service = await start('src/main/server.ts', { DATABASE_URL: undefined, REDIS_URL: undefined, DATA_DIR: dir, ADMIN_API_KEY: ADMIN, LOG_LEVEL: 'warn', RATE_LIMIT: '100000000', VALIDATE_RATE_LIMIT: '100000000', SIGNING_ALGORITHM: 'ED25519' }, 3904)
   try {
     const client = (await gql(3904, 'mutation { createClient(input: { clientNumber: "BENCH-E", name: "Bench", contactEmail: "b@bench.test" }) { id } }')).createClient
     const serial = (await gql(3904, 'mutation ($i: CreateSerialInput!) { createSerial(input: $i) { serialNumber } }', { i: { clientId: client.id, maxUsageCount: 10 } })).createSerial
@@ -189,11 +189,11 @@ async function main () {
 
   const ceiling = await start('bench/ceiling-server.ts', {}, 3901)
   const env: Record<string, string> = { DATABASE_URL: DB, ...(noRedis ? {} : { REDIS_URL: REDIS }), REDIS_PREFIX: `bench${Date.now()}`, ADMIN_API_KEY: ADMIN, LOG_LEVEL: 'warn', RATE_LIMIT: '100000000', VALIDATE_RATE_LIMIT: '100000000', DATA_DIR: `${root}data`, SIGNING_ALGORITHM: 'ED25519' }
-  let service = await start('src/server.ts', env, 3902)
+  let service = await start('src/main/server.ts', env, 3902)
   const restart = async (prefix: string) => {
     service.kill('SIGTERM')
     await new Promise((resolve) => service.once('exit', resolve))
-    service = await start('src/server.ts', { ...env, REDIS_PREFIX: prefix }, 3902)
+    service = await start('src/main/server.ts', { ...env, REDIS_PREFIX: prefix }, 3902)
   }
   const extra: ChildProcess[] = []
   try {
@@ -282,7 +282,7 @@ async function main () {
     // Subscription delivery across two instances (one Redis prefix): usage recorded on 3902, a
     // subscriber on 3903; latency from the HTTP acknowledgement to receipt. Median of the rounds.
     if (!noRedis && want('subscription')) {
-      extra.push(await start('src/server.ts', { ...env, REDIS_PREFIX: coldPrefix }, 3903))
+      extra.push(await start('src/main/server.ts', { ...env, REDIS_PREFIX: coldPrefix }, 3903))
       const subs: Row[] = []
       for (let round = 0; round < ROUNDS; round++) subs.push(await subscriptionLatency(client.id, body))
       const byP99 = [...subs].sort((a, b) => (a.p99 ?? 0) - (b.p99 ?? 0))

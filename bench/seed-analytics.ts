@@ -7,8 +7,8 @@ import { execSync, fork } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { drizzle } from 'drizzle-orm/postgres-js'
 import postgres from 'postgres'
-import { rebuildRollups } from '../src/analytics/rollups.ts'
-import type { Db } from '../src/platform/database.ts'
+import { rebuildRollups } from '../src/domain/analytics/rollups.ts'
+import type { Db } from '../src/infra/database.ts'
 
 const root = new URL('..', import.meta.url).pathname
 const DB = process.env.BENCH_ANALYTICS_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/serials_analytics'
@@ -32,7 +32,7 @@ async function main () {
   execSync('npm run build', { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] })
   const env = { ...process.env, DATABASE_URL: DB, ADMIN_API_KEY: ADMIN, LOG_LEVEL: 'warn', API_PORT: String(PORT), RATE_LIMIT: '100000', REDIS_URL: undefined }
   delete env.REDIS_URL
-  const service = fork('dist/src/server.js', [], { cwd: root, env, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+  const service = fork('dist/src/main/server.js', [], { cwd: root, env, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
   try {
     for (let i = 0; ; i++) {
       try { if ((await fetch(`http://127.0.0.1:${PORT}/health`)).ok) break } catch {}

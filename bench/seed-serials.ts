@@ -3,8 +3,8 @@
 // as validations would leave them. Returns the client's id and an open connection to that database.
 import { randomBytes } from 'node:crypto'
 import postgres from 'postgres'
-import { buildApp } from '../src/app.ts'
-import { loadConfig } from '../src/config.ts'
+import { buildApp } from '../src/main/app.ts'
+import { loadConfig } from '../src/config/config.ts'
 
 export async function seedSerials (url: string, total: number, dataDir: string): Promise<{ clientId: string, db: postgres.Sql }> {
   const app = await buildApp(await loadConfig({ NODE_ENV: 'test', DATA_DIR: dataDir, DATABASE_URL: url, LOG_LEVEL: 'silent', ADMIN_API_KEY: 'bench-admin-key-0123456789abcdefghijklmnop' }), { logger: false, background: false })

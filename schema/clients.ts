@@ -6,7 +6,7 @@ export const clients = pgTable('clients', {
   /** Vendor's own reference, stored upper-case: 1–32 letters, digits and dashes. */
   clientNumber: text('client_number').notNull(),
   name: text('name').notNull(),
-  /** AES-256-GCM ciphertext (keyring format, see src/platform/crypto.ts). */
+  /** AES-256-GCM ciphertext (keyring format, see src/infra/crypto.ts). */
   contactEmailEnc: text('contact_email_enc').notNull(),
   /** ACTIVE | SUSPENDED */
   status: text('status').notNull().default('ACTIVE'),

@@ -1,6 +1,6 @@
 import { text, timestamp } from 'drizzle-orm/pg-core'
 
-/** Primary key column holding a prefixed, time-ordered id (`ser_01J…`); see src/platform/ids.ts. */
+/** Primary key column holding a prefixed, time-ordered id (`ser_01J…`); see src/kernel/ids.ts. */
 export const id = () => text('id').primaryKey()
 
 export const timestamps = {

@@ -4,7 +4,7 @@ import { bigint, bigserial, index, integer, pgTable, primaryKey, text, timestamp
  * Append-only usage records. seq is the resume cursor of the usageRecorded subscription.
  *
  * Partitioned by month on recorded_at (PostgreSQL declarative partitioning; drizzle-kit does not
- * model it: the migration usage_partitions creates the parent, src/usage/partitions.ts the monthly
+ * model it: the migration usage_partitions creates the parent, src/domain/usage/partitions.ts the monthly
  * partitions `usage_events_YYYY_MM` ahead of time, plus `usage_events_default` for any row no month
  * holds yet). A unique index on a partitioned table must hold the partition key, hence the primary
  * key (id, recorded_at). seq gets a plain index: its values come only from its sequence, so it is

@@ -5,8 +5,8 @@
 import { randomBytes } from 'node:crypto'
 import { createServer } from 'node:net'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import { buildApp, type BuildOptions } from '../src/app.ts'
-import { loadConfig, type Config } from '../src/config.ts'
+import { buildApp, type BuildOptions } from '../src/main/app.ts'
+import { loadConfig, type Config } from '../src/config/config.ts'
 
 export const ADMIN_KEY = 'test-admin-key-0123456789abcdefghijklmnopqrstuvwxyz'
 /** Shared by all test processes: dev secrets (and the RSA key) are generated once. */

@@ -1,6 +1,6 @@
 // Domain events: written to the outbox in the transaction of the change, relayed after commit.
 import { outbox } from '../../schema/index.ts'
-import type { Executor } from '../platform/database.ts'
+import type { Executor } from '../infra/database.ts'
 
 export const DOMAIN_EVENTS = [
   'client.created', 'client.updated', 'client.suspended', 'client.reinstated',

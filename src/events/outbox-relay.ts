@@ -3,8 +3,8 @@
 // relay's own statements carry no parameters (constants inline), so each is one round trip.
 import { sql } from 'drizzle-orm'
 import type { FastifyBaseLogger } from 'fastify'
-import { queryRows, type Db, type Executor } from '../platform/database.ts'
-import type { IEventBus } from '../platform/event-bus.ts'
+import { queryRows, type Db, type Executor } from '../infra/database.ts'
+import type { IEventBus } from '../infra/event-bus.ts'
 import { eventTopic, type DomainEventType } from './domain-events.ts'
 
 const RELAY_LOCK = 727_003

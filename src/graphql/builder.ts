@@ -7,9 +7,9 @@ import RelayPlugin from '@pothos/plugin-relay'
 import TracingPlugin, { isRootField } from '@pothos/plugin-tracing'
 import { createOpenTelemetryWrapper } from '@pothos/tracing-opentelemetry'
 import { GraphQLError, GraphQLScalarType, Kind } from 'graphql'
-import { AuthenticationError, AuthorizationError, ValidationError } from '../platform/errors.ts'
+import { AuthenticationError, AuthorizationError, ValidationError } from '../kernel/errors.ts'
 import type { GraphQLContext } from './context.ts'
-import { tracer, tracingEnabled } from '../platform/tracing.ts'
+import { tracer, tracingEnabled } from '../infra/tracing.ts'
 
 export const MAX_PAGE_SIZE = 100
 

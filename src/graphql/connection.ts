@@ -4,7 +4,7 @@
 // seen to go back, which is what Relay's and urql's forward pagination do anyway.
 import type { ArgBuilder, ObjectRef } from '@pothos/core'
 import { builder } from './builder.ts'
-import { encodeCursor, MAX_PAGE, type Page, type PageArgs } from '../platform/pagination.ts'
+import { encodeCursor, MAX_PAGE, type Page, type PageArgs } from '../kernel/pagination.ts'
 
 type Types = typeof builder extends PothosSchemaTypes.SchemaBuilder<infer T> ? T : never
 

@@ -4,9 +4,9 @@
 // one object without a prefixed id; its id is its keyId (16 hex digits).
 import { builder } from './builder.ts'
 import type { GraphQLContext, Loaders } from './context.ts'
-import { AuthenticationError, NotFoundError, ValidationError } from '../platform/errors.ts'
-import { ID_PATTERN } from '../platform/ids.ts'
-import { MAX_PAGE } from '../platform/pagination.ts'
+import { AuthenticationError, NotFoundError, ValidationError } from '../kernel/errors.ts'
+import { ID_PATTERN } from '../kernel/ids.ts'
+import { MAX_PAGE } from '../kernel/pagination.ts'
 
 interface NodeKind { type: string, noun: string, loader: keyof Loaders }
 

@@ -1,9 +1,9 @@
 // Analytics on seeded data with known answers.
 import { sql } from 'drizzle-orm'
 import t from 'tap'
-import { newId } from '../../src/platform/ids.ts'
-import { rebuildRollups } from '../../src/analytics/rollups.ts'
-import { queryRows } from '../../src/platform/database.ts'
+import { newId } from '../../src/kernel/ids.ts'
+import { rebuildRollups } from '../../src/domain/analytics/rollups.ts'
+import { queryRows } from '../../src/infra/database.ts'
 import { build, createApiKey, createClient, createSerial, gql, gqlOk, restValidate } from '../helper.ts'
 
 const STATS = `query ($id: ID!) { clientStatistics(clientId: $id) {

@@ -2,7 +2,7 @@
 // figures run to (where a page's live updates go on from), under the analytics tenant rules.
 import { sql } from 'drizzle-orm'
 import t from 'tap'
-import { newId } from '../../src/platform/ids.ts'
+import { newId } from '../../src/kernel/ids.ts'
 import { build, createApiKey, createClient, createSerial, gql, gqlOk } from '../helper.ts'
 
 const BY_FEATURE = 'query ($c: ID, $h: Int) { usageByFeature(clientId: $c, hours: $h) { since throughSeq features { feature events quantity } } }'

@@ -3,9 +3,9 @@
 // months still held are recomputed. An embedded database of its own, since a rebuild is global.
 import { sql } from 'drizzle-orm'
 import t from 'tap'
-import { rebuildRollups } from '../../src/analytics/rollups.ts'
-import { queryRows } from '../../src/platform/database.ts'
-import { newId } from '../../src/platform/ids.ts'
+import { rebuildRollups } from '../../src/domain/analytics/rollups.ts'
+import { queryRows } from '../../src/infra/database.ts'
+import { newId } from '../../src/kernel/ids.ts'
 import { build, createClient, createSerial } from '../helper.ts'
 
 t.test('a rebuild keeps the rollups of dropped months and recomputes the rest', async (t) => {

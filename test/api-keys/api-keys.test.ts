@@ -1,6 +1,6 @@
 import t from 'tap'
 import { sql } from 'drizzle-orm'
-import { queryRows } from '../../src/platform/database.ts'
+import { queryRows } from '../../src/infra/database.ts'
 import { build, createClient, gql, gqlOk } from '../helper.ts'
 
 const CREATE = 'mutation ($i: CreateApiKeyInput!) { createApiKey(input: $i) { secret apiKey { id role clientId prefix expiresAt lastUsedAt revokedAt } } }'

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { sql } from 'drizzle-orm'
-import { queryRows } from '../../src/platform/database.ts'
+import { queryRows } from '../../src/infra/database.ts'
 import { freshDatabase } from '../security/fresh-database.ts'
 import { build, createApiKey, createClient, createSerial, gql, gqlOk } from '../helper.ts'
 

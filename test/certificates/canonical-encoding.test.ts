@@ -4,7 +4,7 @@ import { generateKeyPairSync, sign } from 'node:crypto'
 import t from 'tap'
 import { importVerificationKey, verifyCompact } from '../../packages/client/src/verify.ts'
 import { decodeBase64Url, encodeBase64Url } from '../../packages/client/src/base64url.ts'
-import { verifyLicenseCertificate } from '../../src/certificates/verify-license-certificate.ts'
+import { verifyLicenseCertificate } from '../../src/domain/certificates/verify-license-certificate.ts'
 
 const { privateKey, publicKey } = generateKeyPairSync('ed25519')
 const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString()

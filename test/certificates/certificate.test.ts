@@ -1,6 +1,6 @@
 import { createPublicKey, verify } from 'node:crypto'
 import t from 'tap'
-import { verifyLicenseCertificate } from '../../src/certificates/verify-license-certificate.ts'
+import { verifyLicenseCertificate } from '../../src/domain/certificates/verify-license-certificate.ts'
 import { build, createClient, createSerial, gql, gqlOk } from '../helper.ts'
 
 const ISSUE = 'mutation ($input: IssueLicenseCertificateInput!) { issueLicenseCertificate(input: $input) { certificate algorithm keyId expiresAt } }'

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
-import { runCli } from '../../src/cli.ts'
+import { runCli } from '../../src/main/cli.ts'
 import { freshDatabase } from '../security/fresh-database.ts'
 import { build, gql, TEST_DATA_DIR } from '../helper.ts'
 
@@ -94,7 +94,7 @@ t.test('invalid configuration: one clear line, exit code 1', async (t) => {
 t.test('npm run cli works as a process', async (t) => {
   const url = await freshDatabase(t)
   const env = { ...process.env, NODE_ENV: 'test', DATA_DIR: TEST_DATA_DIR, DATABASE_URL: url ?? 'memory://', LOG_LEVEL: 'silent' }
-  const { stdout } = await run('npx', ['tsx', 'src/cli.ts', 'create-api-key', '--role', 'AUDITOR', '--name', 'proc'], { env })
+  const { stdout } = await run('npx', ['tsx', 'src/main/cli.ts', 'create-api-key', '--role', 'AUDITOR', '--name', 'proc'], { env })
   t.match(stdout.trim(), /^srl_[0-9A-Z]{26}_[A-Za-z0-9_-]{43}$/)
   // As the README writes it: `npm run -s` keeps npm's banner off stdout, so $(…) is the key alone.
   const viaNpm = await run('npm', ['run', '-s', 'cli', '--', 'create-api-key', '--role', 'AUDITOR', '--name', 'npm'], { env })
@@ -110,7 +110,7 @@ t.test('.env in the working directory: read by the CLI, environment wins, skippe
   const { join } = await import('node:path')
   const cwd = mkdtempSync(join(tmpdir(), 'serials-env-'))
   t.teardown(() => rmSync(cwd, { recursive: true, force: true }))
-  const cliPath = new URL('../../src/cli.ts', import.meta.url).pathname
+  const cliPath = new URL('../../src/main/cli.ts', import.meta.url).pathname
   // --import resolves from the working directory, which has no node_modules: name tsx's loader.
   const tsx = new URL('../../node_modules/tsx/dist/loader.mjs', import.meta.url).href
   // An invalid value makes loading visible without opening anything: config fails naming it.

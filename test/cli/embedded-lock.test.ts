@@ -8,8 +8,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import t from 'tap'
-import { runCli } from '../../src/cli.ts'
-import { lockDataDir } from '../../src/platform/database.ts'
+import { runCli } from '../../src/main/cli.ts'
+import { lockDataDir } from '../../src/infra/database.ts'
 import { freePort } from '../helper.ts'
 
 const run = promisify(execFile)
@@ -62,7 +62,7 @@ t.test('a stale lock (its process is gone, or it names another host) is taken ov
 
 async function startServer (t: { teardown (fn: () => unknown): void }, dir: string, port: number): Promise<{ child: ChildProcess, logs: () => string, exited: Promise<number | null> }> {
   const env: Record<string, string | undefined> = { ...process.env, ...envFor(dir), API_PORT: String(port), LOG_LEVEL: 'info', ADMIN_API_KEY: undefined }
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main/server.ts'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
   let logs = ''
   child.stdout!.on('data', (chunk: Buffer) => { logs += chunk.toString() })
   child.stderr!.on('data', (chunk: Buffer) => { logs += chunk.toString() })
@@ -82,7 +82,7 @@ async function startServer (t: { teardown (fn: () => unknown): void }, dir: stri
 t.test('first hour on the embedded database: hint, CLI refused while the server runs, key works after', async (t) => {
   const dir = dataDir(t)
   const port = await freePort()
-  const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { cwd: root, env: { ...process.env, ...envFor(dir) } })
+  const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'src/main/cli.ts', ...args], { cwd: root, env: { ...process.env, ...envFor(dir) } })
 
   const first = await startServer(t, dir, port)
   await new Promise((resolve) => setTimeout(resolve, 500))

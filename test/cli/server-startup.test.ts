@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import t, { type Test } from 'tap'
-import { lockDataDir } from '../../src/platform/database.ts'
+import { lockDataDir } from '../../src/infra/database.ts'
 import { databaseUrl } from '../helper.ts'
 
 const run = promisify(execFile)
@@ -18,7 +18,7 @@ async function start (t: { teardown (fn: () => unknown): void }, env: Record<str
   const dir = mkdtempSync(join(tmpdir(), 'serials-start-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const full = { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'test', DATA_DIR: dir, SIGNING_ALGORITHM: 'ED25519', LOG_LEVEL: 'warn', ...env }
-  return run(process.execPath, ['--import', 'tsx', 'src/server.ts'], { cwd: root, env: full, timeout: 90_000 })
+  return run(process.execPath, ['--import', 'tsx', 'src/main/server.ts'], { cwd: root, env: full, timeout: 90_000 })
     .then(() => ({ code: 0, stderr: '' }), (error: { code: number, stderr: string }) => ({ code: error.code, stderr: error.stderr }))
 }
 

@@ -100,7 +100,7 @@ t.test('checkout, verifyOffline and the signed revocation list', async (t) => {
   t.ok(sdk.trustedTime() >= ok.payload!.iat * 1000, 'iat of a verified certificate is trusted time')
 
   // The service's own Node verifier and the SDK agree (one implementation).
-  const { verifyLicenseCertificate } = await import('../../src/certificates/verify-license-certificate.ts')
+  const { verifyLicenseCertificate } = await import('../../src/domain/certificates/verify-license-certificate.ts')
   t.match(verifyLicenseCertificate(certificate, key.pem, { deviceId: 'pc-1' }), { valid: true, payload: { sub: serial.id } })
   t.match(verifyLicenseCertificate(certificate, key.pem, { deviceId: 'pc-2' }), { valid: false, reason: 'WRONG_DEVICE' })
 

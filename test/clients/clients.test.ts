@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm'
 import t from 'tap'
-import { queryRows } from '../../src/platform/database.ts'
+import { queryRows } from '../../src/infra/database.ts'
 import { build, createClient, gql, gqlOk, uniqueClientNumber } from '../helper.ts'
 
 const CREATE = 'mutation ($input: CreateClientInput!) { createClient(input: $input) { id clientNumber name contactEmail status quotaPerMinute } }'

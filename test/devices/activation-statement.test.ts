@@ -1,4 +1,4 @@
-// The one-statement activation (src/devices/activation-statement.ts) when the same device wins a
+// The one-statement activation (src/domain/validation/activation-statement.ts) when the same device wins a
 // race against it: another transaction inserts the device between the statement's snapshot and
 // its insert. The statement must abort as a whole: no increment left behind, no outbox row, and
 // the validation path still answers VALID through the transaction. A real second connection is
@@ -6,9 +6,9 @@
 import { sql } from 'drizzle-orm'
 import postgres from 'postgres'
 import t from 'tap'
-import { activateInOneStatement } from '../../src/devices/activation-statement.ts'
-import { queryRows } from '../../src/platform/database.ts'
-import { newId } from '../../src/platform/ids.ts'
+import { activateInOneStatement } from '../../src/domain/validation/activation-statement.ts'
+import { queryRows } from '../../src/infra/database.ts'
+import { newId } from '../../src/kernel/ids.ts'
 import { build, createClient, createSerial, databaseUrl, restValidate } from '../helper.ts'
 
 if (!databaseUrl && process.env.CI === 'true') throw new Error('activation race test needs TEST_DATABASE_URL')

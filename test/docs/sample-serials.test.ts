@@ -4,7 +4,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { normaliseSerialNumber } from '../../src/serials/serial-number.ts'
+import { normaliseSerialNumber } from '../../src/domain/serials/serial-number.ts'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 /** Anything shaped like a serial number (five groups of five), valid or not. */

@@ -7,8 +7,8 @@ import { join } from 'node:path'
 import Fastify from 'fastify'
 import t from 'tap'
 import { artifacts, CHROMIUM_ARGS, ensureWebBuild, findChromium, root, seriousAxeViolations } from './browser.ts'
-import { generateSerialNumber } from '../../src/serials/serial-number.ts'
-import webRoutes from '../../src/web/web-routes.ts'
+import { generateSerialNumber } from '../../src/domain/serials/serial-number.ts'
+import webRoutes from '../../src/http/web-routes.ts'
 import { build, createClient, createSerial, gql, restValidate } from '../helper.ts'
 
 const chromium = findChromium('the portal test')

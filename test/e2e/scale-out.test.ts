@@ -8,7 +8,7 @@ import { sql } from 'drizzle-orm'
 import { createClient as wsClient } from 'graphql-ws'
 import t from 'tap'
 import WebSocket from 'ws'
-import { queryRows } from '../../src/platform/database.ts'
+import { queryRows } from '../../src/infra/database.ts'
 import { ADMIN_KEY, build, databaseUrl, freePort, redisUrl, TEST_DATA_DIR } from '../helper.ts'
 
 const nginx = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => spawnSync('test', ['-x', p]).status === 0)
@@ -27,7 +27,7 @@ async function waitFor (url: string, ms = 30_000): Promise<void> {
 }
 
 function startInstance (port: number, prefix: string): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  return spawn(process.execPath, ['--import', 'tsx', 'src/main/server.ts'], {
     cwd: root,
     stdio: ['ignore', 'ignore', 'inherit'],
     env: { ...process.env, API_PORT: String(port), DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, REDIS_PREFIX: prefix, ADMIN_API_KEY: ADMIN_KEY, DATA_DIR: TEST_DATA_DIR, TRUST_PROXY: 'true', LOG_LEVEL: 'warn', DB_POOL_MAX: '4', RATE_LIMIT: '1000000', VALIDATE_RATE_LIMIT: '1000000', NODE_ENV: 'test' }

@@ -3,7 +3,7 @@
 // so that types added later are held to it too).
 import t from 'tap'
 import { isEnumType, isInputObjectType, isInterfaceType, isObjectType, isSpecifiedScalarType, type GraphQLSchema } from 'graphql'
-import { schema } from '../../src/graphql/schema.ts'
+import { schema } from '../../src/main/schema.ts'
 
 export function descriptionProblems (s: GraphQLSchema): string[] {
   const problems: string[] = []

@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import { getNamedType, isInterfaceType, isObjectType } from 'graphql'
-import { schema } from '../../src/graphql/schema.ts'
+import { schema } from '../../src/main/schema.ts'
 import { build, createApiKey, createClient, createSerial, gql, gqlOk, restValidate } from '../helper.ts'
 
 const NODE_TYPES = ['ApiKey', 'AuditEntry', 'Client', 'Device', 'Policy', 'PublicKey', 'Serial', 'UsageEvent', 'Webhook', 'WebhookDelivery']

@@ -2,7 +2,7 @@
 // exact up to 2^53 − 1; the audit log's seq and the usageRecorded resume argument use it too.
 import t from 'tap'
 import { GraphQLScalarType } from 'graphql'
-import { schema } from '../../src/graphql/schema.ts'
+import { schema } from '../../src/main/schema.ts'
 import { build, createClient, createSerial, gqlOk } from '../helper.ts'
 
 t.test('schema: seq fields and the resume argument are Seq', async (t) => {

@@ -3,7 +3,7 @@
 import t from 'tap'
 import { sql } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
-import { queryRows } from '../../src/platform/database.ts'
+import { queryRows } from '../../src/infra/database.ts'
 import { buildPair, build, createClient, createSerial, gqlOk, restValidate } from '../helper.ts'
 
 const CREATE_POLICY = 'mutation ($input: CreatePolicyInput!) { createPolicy(input: $input) { id } }'

@@ -1,6 +1,6 @@
 // Every contract metric name is exposed, and the business ones move with real traffic.
 import t from 'tap'
-import { refreshGauges } from '../../src/platform/gauges.ts'
+import { refreshGauges } from '../../src/jobs/refresh-gauges.ts'
 import { build, createClient, createSerial, gqlOk, restValidate } from '../helper.ts'
 
 const CONTRACT_METRICS = [

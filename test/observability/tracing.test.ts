@@ -53,7 +53,7 @@ t.test('spans for HTTP, GraphQL, PostgreSQL and Redis in one trace; trace ids in
   // On the shared database, the shared development secrets: its secret fingerprints are theirs.
   if (databaseUrl) { env.DATABASE_URL = databaseUrl; env.DATA_DIR = TEST_DATA_DIR } else delete env.DATABASE_URL
   if (redisUrl) env.REDIS_URL = redisUrl; else delete env.REDIS_URL
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main/server.ts'], { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] })
   let logs = ''
   child.stdout!.on('data', (chunk) => { logs += chunk })
   t.teardown(() => { child.kill('SIGTERM') })

@@ -1,7 +1,7 @@
 // The CLI's progress reporter: a bar redrawn with \r on a terminal, plain lines elsewhere.
 import { Writable } from 'node:stream'
 import t from 'tap'
-import { createProgressReporter, progressBar } from '../../src/operations/progress.ts'
+import { createProgressReporter, progressBar } from '../../src/domain/operations/progress.ts'
 
 function fakeStream (isTTY: boolean, columns = 80) {
   const chunks: string[] = []

@@ -9,9 +9,9 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { sql } from 'drizzle-orm'
 import t from 'tap'
-import { runCli } from '../../src/cli.ts'
-import { fingerprintOf, recordRotatedKeys, SecretMismatchError } from '../../src/operations/secret-fingerprints.ts'
-import { queryRows } from '../../src/platform/database.ts'
+import { runCli } from '../../src/main/cli.ts'
+import { fingerprintOf, recordRotatedKeys, SecretMismatchError } from '../../src/domain/operations/secret-fingerprints.ts'
+import { queryRows } from '../../src/infra/database.ts'
 import { build, createClient, createSerial, freePort, gqlOk, TEST_DATA_DIR } from '../helper.ts'
 import { freshDatabase } from '../security/fresh-database.ts'
 
@@ -49,7 +49,7 @@ t.test('two instances with different ENCRYPTION_PEPPER on one database: the seco
   // The server exits with one line naming the variable, without the secret.
   const full: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_ENV: 'test', DATA_DIR: TEST_DATA_DIR, LOG_LEVEL: 'warn', API_PORT: String(await freePort()) }
   for (const [k, v] of Object.entries(env)) if (v !== undefined) full[k] = v
-  const result = await run(process.execPath, ['--import', 'tsx', 'src/server.ts'], { cwd: root, env: full, timeout: 120_000 })
+  const result = await run(process.execPath, ['--import', 'tsx', 'src/main/server.ts'], { cwd: root, env: full, timeout: 120_000 })
     .then(() => ({ code: 0, stderr: '' }), (e: { code: number, stderr: string }) => ({ code: e.code, stderr: e.stderr }))
   t.equal(result.code, 1, 'exit code 1')
   const lines = result.stderr.trim().split('\n')
@@ -101,7 +101,7 @@ t.test('key rotation: the new key with the old one in ENCRYPTION_KEYS_PREVIOUS s
   t.ok(during, 'a rotation under way starts')
   if (embedded(db)) {
     // The CLI needs DATA_DIR, which this app holds; rotate through the same connection.
-    const { rotateEncryptionKey } = await import('../../src/platform/key-rotation.ts')
+    const { rotateEncryptionKey } = await import('../../src/domain/operations/key-rotation.ts')
     await rotateEncryptionKey(during.deps.database.db, during.deps.keyring)
     await recordRotatedKeys(during.deps.database.db, during.deps.config.encryptionKey, during.deps.config.encryptionKeysPrevious)
     await during.close()

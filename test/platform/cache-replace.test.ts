@@ -2,8 +2,8 @@
 // other instance drop theirs (an activation's new device count is kept where it was taken). Two
 // caches on one bus stand for two instances: on Redis when TEST_REDIS_URL is set, else in-process.
 import t from 'tap'
-import { createCache } from '../../src/platform/cache.ts'
-import { createEventBus } from '../../src/platform/event-bus.ts'
+import { createCache } from '../../src/infra/cache.ts'
+import { createEventBus } from '../../src/infra/event-bus.ts'
 import { testConfig, until } from '../helper.ts'
 
 t.test('replace keeps the value here and drops it everywhere else', async (t) => {

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { ConfigError, loadConfig } from '../../src/config.ts'
+import { ConfigError, loadConfig } from '../../src/config/config.ts'
 import { TEST_DATA_DIR } from '../helper.ts'
 
 const base = { DATA_DIR: TEST_DATA_DIR }

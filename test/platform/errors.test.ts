@@ -1,5 +1,5 @@
 import t from 'tap'
-import { generateSerialNumber } from '../../src/serials/serial-number.ts'
+import { generateSerialNumber } from '../../src/domain/serials/serial-number.ts'
 import { build } from '../helper.ts'
 
 t.test('malformed input and unknown routes get the contract error format', async (t) => {

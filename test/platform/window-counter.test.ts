@@ -4,7 +4,7 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
-import { createWindowCounter, SYNC_MS } from '../../src/platform/rate-limit.ts'
+import { createWindowCounter, SYNC_MS } from '../../src/http/rate-limit.ts'
 import { redisUrl } from '../helper.ts'
 
 /** Redis commands this connection's server has run since the last call (INFO commandstats). */

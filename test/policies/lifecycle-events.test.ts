@@ -4,7 +4,7 @@ import t from 'tap'
 import { sql } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
 import { DOMAIN_EVENTS, SERIAL_CHANGE_EVENTS } from '../../src/events/domain-events.ts'
-import { queryRows } from '../../src/platform/database.ts'
+import { queryRows } from '../../src/infra/database.ts'
 import { buildPair, createClient, createSerial, gqlOk } from '../helper.ts'
 
 async function eventsOf (app: FastifyInstance, serialId: string) {

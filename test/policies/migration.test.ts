@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { PGlite } from '@electric-sql/pglite'
 import { drizzle } from 'drizzle-orm/pglite'
 import { migrate } from 'drizzle-orm/pglite/migrator'
-import { migrationsFolder } from '../../src/platform/database.ts'
+import { migrationsFolder } from '../../src/infra/database.ts'
 
 t.test('existing serials, devices and expiries survive the policies migration unchanged', async (t) => {
   const all = migrationsFolder()

@@ -2,7 +2,7 @@
 // (validation REST + GraphQL, Serial, certificates), and updatePolicy reaching every instance.
 import t from 'tap'
 import { sql } from 'drizzle-orm'
-import { queryRows } from '../../src/platform/database.ts'
+import { queryRows } from '../../src/infra/database.ts'
 import { build, buildPair, createApiKey, createClient, createSerial, gql, gqlOk, restValidate } from '../helper.ts'
 
 const POLICY_FIELDS = 'id name maxDevices durationDays floating heartbeatSeconds heartbeatGraceSeconds maxActivationsPerDay offlineTtlDays entitlements createdAt updatedAt'

@@ -2,7 +2,7 @@
 import { sql } from 'drizzle-orm'
 import t from 'tap'
 import { eventTopic } from '../../src/events/domain-events.ts'
-import { queryRows } from '../../src/platform/database.ts'
+import { queryRows } from '../../src/infra/database.ts'
 import { buildPair } from '../helper.ts'
 
 t.test('rows left unpublished are relayed by a new instance, in order, and marked', async (t) => {

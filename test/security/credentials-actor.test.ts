@@ -1,7 +1,7 @@
 // Interface #1: every Actor says which API key it stems from (keyId) and when it stops being valid
 // (expiresAt), and app.onCredentialRevoked fires on every instance when a key is revoked.
 import t from 'tap'
-import { ANONYMOUS } from '../../src/platform/auth.ts'
+import { ANONYMOUS } from '../../src/kernel/access.ts'
 import { ADMIN_KEY, build, buildPair, createClient, gqlOk, realBackends, until } from '../helper.ts'
 
 const CREATE = 'mutation ($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret apiKey { id expiresAt } } }'

@@ -7,10 +7,10 @@ import { promisify } from 'node:util'
 import { sql } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
 import { webhooks } from '../../schema/index.ts'
-import { runCli } from '../../src/cli.ts'
-import { keyIdOf } from '../../src/platform/crypto.ts'
-import { queryRows } from '../../src/platform/database.ts'
-import { ENCRYPTED_COLUMNS } from '../../src/platform/key-rotation.ts'
+import { runCli } from '../../src/main/cli.ts'
+import { keyIdOf } from '../../src/infra/crypto.ts'
+import { queryRows } from '../../src/infra/database.ts'
+import { ENCRYPTED_COLUMNS } from '../../src/domain/operations/key-rotation.ts'
 import { build, createApiKey, createClient, gqlOk, TEST_DATA_DIR, ADMIN_KEY } from '../helper.ts'
 import { freshDatabase } from './fresh-database.ts'
 
@@ -78,8 +78,8 @@ t.test('rotate-encryption-key re-encrypts every column with the new key; old dat
   const seeded = await seed(first)
   if (!url) {
     // Embedded: the in-memory database dies with the app, so rotate through the same connection.
-    const { rotateEncryptionKey } = await import('../../src/platform/key-rotation.ts')
-    const { createKeyring } = await import('../../src/platform/crypto.ts')
+    const { rotateEncryptionKey } = await import('../../src/domain/operations/key-rotation.ts')
+    const { createKeyring } = await import('../../src/infra/crypto.ts')
     const keyring = createKeyring(Buffer.from(newKey, 'base64'), [Buffer.from(oldKey, 'hex')])
     const reports = await rotateEncryptionKey(first.deps.database.db, keyring, { batchSize: 2 })
     t.ok(reports.every((r) => r.rotated > 0), 'every column had rows to rotate')

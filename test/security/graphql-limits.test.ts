@@ -3,7 +3,7 @@
 // recursive parser, and schema hints leaking while introspection is off.
 import t from 'tap'
 import { buildSchema, parse, specifiedRules, validate } from 'graphql'
-import { DepthLimitRule, INTROSPECTION_DEPTH, MAX_DOCUMENT_WORK, QUERY_DEPTH } from '../../src/graphql/document-limits.ts'
+import { DepthLimitRule, INTROSPECTION_DEPTH, MAX_DOCUMENT_WORK, QUERY_DEPTH } from '../../src/http/graphql/document-limits.ts'
 import { ADMIN_KEY, build, createClient, gql } from '../helper.ts'
 import { freshDatabase } from './fresh-database.ts'
 
@@ -121,7 +121,7 @@ t.test('introspection and GraphiQL off in production unless enabled; no field su
   // Secrets of its own, so a database of its own (the database keeps fingerprints of its secrets).
   const url = await freshDatabase(t)
   const prodEnv = { NODE_ENV: 'production', JWT_SECRET: 'j'.repeat(40), ENCRYPTION_KEY: 'a'.repeat(64), ENCRYPTION_PEPPER: 'p'.repeat(40), ...(url ? { DATABASE_URL: url } : {}) }
-  const { loadDevSecrets } = await import('../../src/platform/dev-secrets.ts')
+  const { loadDevSecrets } = await import('../../src/config/dev-secrets.ts')
   const { TEST_DATA_DIR } = await import('../helper.ts')
   const dev = await loadDevSecrets(TEST_DATA_DIR, 'RSA-PSS-4096', true)
   const signing = { SERIAL_PRIVATE_KEY: dev.signing!.privateKeyPem, SERIAL_PUBLIC_KEY: dev.signing!.publicKeyPem }

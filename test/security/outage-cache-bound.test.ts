@@ -3,8 +3,8 @@
 // again (invalidations may have been missed); invalidations that could not be sent go out then.
 import t from 'tap'
 import mqemitter from 'mqemitter'
-import { createCache, DEGRADED_TTL_MS, INVALIDATE_TOPIC } from '../../src/platform/cache.ts'
-import type { IEventBus } from '../../src/platform/event-bus.ts'
+import { createCache, DEGRADED_TTL_MS, INVALIDATE_TOPIC } from '../../src/infra/cache.ts'
+import type { IEventBus } from '../../src/infra/event-bus.ts'
 
 function controlledBus () {
   let healthy = true

@@ -4,7 +4,7 @@
 // hears the missed key revocation (onCredentialRevoked) and invalidations work again.
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
-import { DEGRADED_TTL_MS } from '../../src/platform/cache.ts'
+import { DEGRADED_TTL_MS } from '../../src/infra/cache.ts'
 import { build, createClient, createSerial, databaseUrl, gql, gqlOk, restValidate, until } from '../helper.ts'
 import { ownRedis, redisServerBinary } from '../redis-server.ts'
 

@@ -4,8 +4,8 @@
 import { request as httpRequest } from 'node:http'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { FAILED_LOOKUP_LIMIT } from '../../src/platform/rate-limit.ts'
-import { generateSerialNumber } from '../../src/serials/serial-number.ts'
+import { FAILED_LOOKUP_LIMIT } from '../../src/http/rate-limit.ts'
+import { generateSerialNumber } from '../../src/domain/serials/serial-number.ts'
 import { buildPair, createClient, createSerial } from '../helper.ts'
 
 /** Spellings of `POST /api/v1/serials/validate` that the router sends to the validate handler (or refuses). */

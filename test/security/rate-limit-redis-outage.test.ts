@@ -5,8 +5,8 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { FAILED_LOOKUP_LIMIT } from '../../src/platform/rate-limit.ts'
-import { generateSerialNumber } from '../../src/serials/serial-number.ts'
+import { FAILED_LOOKUP_LIMIT } from '../../src/http/rate-limit.ts'
+import { generateSerialNumber } from '../../src/domain/serials/serial-number.ts'
 import { buildPair, createClient, createSerial, freePort } from '../helper.ts'
 
 async function startRedis (port: number): Promise<ChildProcess> {

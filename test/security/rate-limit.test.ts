@@ -1,10 +1,10 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { generateSerialNumber } from '../../src/serials/serial-number.ts'
-import { FAILED_LOOKUP_LIMIT } from '../../src/platform/rate-limit.ts'
+import { generateSerialNumber } from '../../src/domain/serials/serial-number.ts'
+import { FAILED_LOOKUP_LIMIT } from '../../src/http/rate-limit.ts'
 import { createClient as wsClient, type ExecutionResult } from 'graphql-ws'
 import WebSocket from 'ws'
-import { MAX_SUBSCRIPTIONS_PER_SOCKET } from '../../src/graphql/ws-server.ts'
+import { MAX_SUBSCRIPTIONS_PER_SOCKET } from '../../src/http/graphql/ws-server.ts'
 import { ADMIN_KEY, build, createApiKey, createClient, createSerial, gql, realBackends, VALIDATE } from '../helper.ts'
 
 /** A well-formed number (valid check character) that was never issued. */

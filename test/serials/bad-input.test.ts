@@ -1,8 +1,8 @@
 // Bad input always gets a clear contract error, and nothing is written.
 import { sql } from 'drizzle-orm'
 import t from 'tap'
-import { queryRows } from '../../src/platform/database.ts'
-import { jsonTooDeep, valueTooDeep } from '../../src/platform/validation.ts'
+import { queryRows } from '../../src/infra/database.ts'
+import { jsonTooDeep, valueTooDeep } from '../../src/kernel/input.ts'
 import { ADMIN_KEY, build, createClient, createSerial, gql, restValidate } from '../helper.ts'
 
 const CREATE = 'mutation ($input: CreateSerialInput!) { createSerial(input: $input) { serialNumber } }'

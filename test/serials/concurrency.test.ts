@@ -2,7 +2,7 @@
 // configured): 200 distinct devices race for 5 slots.
 import t from 'tap'
 import { sql } from 'drizzle-orm'
-import { queryRows } from '../../src/platform/database.ts'
+import { queryRows } from '../../src/infra/database.ts'
 import { build, buildPair, createClient, createSerial, gqlOk, restValidate } from '../helper.ts'
 
 t.test('200 concurrent new devices on two instances: exactly 5 VALID', async (t) => {

@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm'
 import t from 'tap'
-import { queryRows } from '../../src/platform/database.ts'
-import { normaliseSerialNumber } from '../../src/serials/serial-number.ts'
+import { queryRows } from '../../src/infra/database.ts'
+import { normaliseSerialNumber } from '../../src/domain/serials/serial-number.ts'
 import { build, createClient, gql, gqlOk } from '../helper.ts'
 
 const CREATE_MANY = 'mutation ($input: CreateSerialsInput!) { createSerials(input: $input) { count serials { serialNumber serial { id batchId maxUsageCount isDemo expiresAt } } } }'

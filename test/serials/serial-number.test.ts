@@ -1,5 +1,5 @@
 import t from 'tap'
-import { checkCharacter, formatSerialNumber, generateSerialNumber, maskSerialNumber, normaliseSerialNumber } from '../../src/serials/serial-number.ts'
+import { checkCharacter, formatSerialNumber, generateSerialNumber, maskSerialNumber, normaliseSerialNumber } from '../../src/domain/serials/serial-number.ts'
 
 t.test('generated numbers: 25 Crockford characters that pass their own check', async (t) => {
   const seen = new Set<string>()

@@ -1,7 +1,7 @@
 // Every validation code, each reached through GraphQL and through REST.
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
-import { generateSerialNumber, formatSerialNumber } from '../../src/serials/serial-number.ts'
+import { generateSerialNumber, formatSerialNumber } from '../../src/domain/serials/serial-number.ts'
 import { build, createClient, createSerial, gqlOk, restValidate, VALIDATE } from '../helper.ts'
 
 type Via = (app: FastifyInstance, input: Record<string, unknown>) => Promise<Record<string, any>>

@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm'
 import t from 'tap'
 import { eventTopic } from '../../src/events/domain-events.ts'
-import { queryRows } from '../../src/platform/database.ts'
+import { queryRows } from '../../src/infra/database.ts'
 import { build, createClient, createSerial, gqlOk } from '../helper.ts'
 
 const RECORD = 'mutation ($input: RecordUsageInput!) { recordUsage(input: $input) { recorded code usageEvent { id serialId deviceId kind quantity feature recordedAt seq } } }'

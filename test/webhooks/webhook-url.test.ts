@@ -1,7 +1,7 @@
 // The SSRF classifier on a table of addresses: public ones pass, every non-public form is refused.
 // No traffic leaves the machine: literals need no lookup, and names resolve through a stub.
 import t from 'tap'
-import { isPrivateAddress, refuseWebhookUrl, type Resolver } from '../../src/webhooks/webhook-url.ts'
+import { isPrivateAddress, refuseWebhookUrl, type Resolver } from '../../src/domain/webhooks/webhook-url.ts'
 
 const PUBLIC = [
   '8.8.8.8', '93.184.216.34', '1.1.1.1', '100.63.255.255', '100.128.0.1', '172.15.255.255', '172.32.0.1',

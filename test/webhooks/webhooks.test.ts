@@ -2,7 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
-import { backoffMs } from '../../src/webhooks/webhook-service.ts'
+import { backoffMs } from '../../src/domain/webhooks/webhook-service.ts'
 import { build, createApiKey, createClient, createSerial, gql, gqlOk } from '../helper.ts'
 
 interface Received { headers: IncomingMessage['headers'], body: string }

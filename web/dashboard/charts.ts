@@ -8,7 +8,7 @@ import { el } from '../shared/graphql.ts'
 
 type Call = <T>(query: string, variables?: Record<string, unknown>) => Promise<T>
 
-/** Mirrors VALIDATION_CODES (src/serials/serial-rules.ts): the order of series and table columns. */
+/** Mirrors VALIDATION_CODES (src/domain/serials/serial-rules.ts): the order of series and table columns. */
 const CODES = ['VALID', 'INVALID_FORMAT', 'NOT_FOUND', 'REVOKED', 'CLIENT_SUSPENDED', 'SUSPENDED', 'EXPIRED', 'TOO_MANY_DEVICES', 'TOO_MANY_ACTIVATIONS']
 /** A colour and a dash pattern per code: lines differ by more than colour, and the legend names them. */
 const CODE_STYLE: Record<string, { stroke: string, dash: number[] }> = {

@@ -1,0 +1,176 @@
+// API keys: `srl_<keyId>_<secret>` with 256 random bits, shown once; stored as an HMAC hash.
+import { randomBytes } from 'node:crypto'
+import { and, asc, eq, inArray, isNull } from 'drizzle-orm'
+import { z } from 'zod'
+import { apiKeys, clients } from '../../../schema/index.ts'
+import { appendAudit } from '../audit/audit-log.ts'
+import { ROLES, type Actor, type RequestMeta, type Role } from '../../kernel/access.ts'
+import { lookupHash, safeEqual } from '../../infra/crypto.ts'
+import type { Deps } from '../deps.ts'
+import { AuthorizationError, NotFoundError, ValidationError } from '../../kernel/errors.ts'
+import { newId } from '../../kernel/ids.ts'
+import { dateInput, parseInput } from '../../kernel/input.ts'
+import { createKeyRevocations } from './revoked-keys.ts'
+
+export type ApiKeyRow = typeof apiKeys.$inferSelect
+export type ApiKeyView = Omit<ApiKeyRow, 'secretHash'>
+
+export const ADMIN_ENV_ACTOR_ID = 'env:ADMIN_API_KEY'
+const TOKEN_PATTERN = /^srl_[0-9A-Z]{26}_[A-Za-z0-9_-]{43}$/
+/** Seconds an authenticated key is remembered in memory; revocation invalidates it at once. */
+const AUTH_CACHE_TTL_S = 60
+const authCacheKey = (hash: string) => `k:${hash}`
+/** Whether a key is still active, for JWT checks while the revocation set cannot answer. */
+const keyStateCacheKey = (id: string) => `ks:${id}`
+const KEY_STATE_TTL_S = 60
+
+const createInput = z.object({
+  name: z.string().trim().min(1).max(100),
+  role: z.enum(ROLES as [Role, ...Role[]]),
+  clientId: z.string().min(1).max(64).optional().nullable(),
+  expiresAt: dateInput.optional().nullable()
+})
+const idInput = z.object({ id: z.string().min(1).max(64) })
+
+export function createApiKeyService (deps: Deps) {
+  const { database, config, cache, bus, clock, log } = deps
+  const db = database.db
+  const revocations = createKeyRevocations({ db, bus, onError: (error) => log.warn({ err: error }, 'API key revocation list reload failed') })
+  const adminHash = config.adminApiKey ? lookupHash(config.pepper, config.adminApiKey) : undefined
+  const view = ({ secretHash: _hash, ...rest }: ApiKeyRow): ApiKeyView => rest
+  const lastUsed = new Map<string, Date>()
+
+  return {
+    view,
+    revocations,
+
+    /** Creates a key; the secret is returned here and never again. */
+    async create (actor: Actor | null, meta: RequestMeta | undefined, input: unknown): Promise<{ apiKey: ApiKeyView, secret: string }> {
+      const data = parseInput(createInput, input)
+      if (actor && actor.role !== 'ADMIN') throw new AuthorizationError('only ADMIN may create API keys')
+      if (data.role === 'MANAGER' && !data.clientId) throw new ValidationError('Validation failed', [{ field: 'clientId', message: 'is required for a MANAGER key' }])
+      if (data.role !== 'MANAGER' && data.clientId) throw new ValidationError('Validation failed', [{ field: 'clientId', message: 'only MANAGER keys belong to one client' }])
+      if (data.expiresAt && data.expiresAt.getTime() <= clock().getTime()) throw new ValidationError('Validation failed', [{ field: 'expiresAt', message: 'must be in the future' }])
+      const id = newId('key')
+      const secret = `srl_${id.slice(4)}_${randomBytes(32).toString('base64url')}`
+      const system: Actor = actor ?? { kind: 'apiKey', id: 'system', role: 'ADMIN', clientId: null, keyId: null, expiresAt: null }
+      const row = await db.transaction(async (tx) => {
+        if (data.clientId) {
+          const [client] = await tx.select({ id: clients.id }).from(clients).where(eq(clients.id, data.clientId)).limit(1)
+          if (!client) throw new NotFoundError(`client ${data.clientId} not found`)
+        }
+        const [inserted] = await tx.insert(apiKeys).values({
+          id,
+          name: data.name,
+          role: data.role,
+          clientId: data.clientId ?? null,
+          secretHash: lookupHash(config.pepper, secret),
+          prefix: secret.slice(0, 12),
+          expiresAt: data.expiresAt ?? null,
+          createdBy: system.id
+        }).returning()
+        await appendAudit(tx, system, meta, [{ action: 'api_key.created', targetType: 'api_key', targetId: id, clientId: data.clientId ?? null, changes: { name: data.name, role: data.role } }])
+        return inserted!
+      })
+      return { apiKey: view(row), secret }
+    },
+
+    async revoke (actor: Actor, meta: RequestMeta | undefined, input: unknown): Promise<ApiKeyView> {
+      const { id } = parseInput(idInput, input)
+      if (actor.role !== 'ADMIN') throw new AuthorizationError('only ADMIN may revoke API keys')
+      let newlyRevoked = false
+      const row = await db.transaction(async (tx) => {
+        const [updated] = await tx.update(apiKeys).set({ revokedAt: clock() }).where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt))).returning()
+        if (!updated) {
+          const [existing] = await tx.select().from(apiKeys).where(eq(apiKeys.id, id)).limit(1)
+          if (!existing) throw new NotFoundError(`api key ${id} not found`)
+          return existing
+        }
+        await appendAudit(tx, actor, meta, [{ action: 'api_key.revoked', targetType: 'api_key', targetId: id, clientId: updated.clientId }])
+        newlyRevoked = true
+        return updated
+      })
+      // The key and every JWT issued from it stop working on every instance, and open
+      // subscriptions authenticated by either are told (onRevoked listeners).
+      if (newlyRevoked) await revocations.revoked(row.id)
+      await cache.invalidate([authCacheKey(row.secretHash), keyStateCacheKey(row.id)])
+      return view(row)
+    },
+
+    /** Batch load by id (GraphQL node/nodes): in the order of ids, null where absent or not visible to the actor. */
+    async loadMany (actor: Actor, ids: readonly string[]): Promise<Array<ApiKeyView | null>> {
+      const rows = await db.select().from(apiKeys).where(inArray(apiKeys.id, [...ids]))
+      const byId = new Map(rows.map((r) => [r.id, r]))
+      // As in list: a MANAGER sees its own client's keys, ADMIN and AUDITOR every key.
+      return ids.map((id) => {
+        const row = byId.get(id)
+        const visible = row && (actor.role === 'ADMIN' || actor.role === 'AUDITOR' || (actor.role === 'MANAGER' && row.clientId !== null && row.clientId === actor.clientId))
+        return row && visible ? view(row) : null
+      })
+    },
+
+    async list (actor: Actor): Promise<ApiKeyView[]> {
+      const where = actor.role === 'MANAGER' ? eq(apiKeys.clientId, actor.clientId ?? '') : undefined
+      const rows = await db.select().from(apiKeys).where(where).orderBy(asc(apiKeys.id))
+      return rows.map(view)
+    },
+
+    /** Resolves a bearer secret to an actor, or null. Served from memory after the first use. */
+    async authenticate (secret: string): Promise<Actor | null> {
+      const hash = lookupHash(config.pepper, secret)
+      if (adminHash && safeEqual(hash, adminHash)) return { kind: 'apiKey', id: ADMIN_ENV_ACTOR_ID, role: 'ADMIN', clientId: null, keyId: null, expiresAt: null }
+      if (!TOKEN_PATTERN.test(secret)) return null
+      const key = authCacheKey(hash)
+      let cached = cache.getLocal<{ id: string, role: Role, clientId: string | null, expiresAt: number | null, hash: string } | null>(key) ??
+        await cache.get<{ id: string, role: Role, clientId: string | null, expiresAt: number | null, hash: string }>(key)
+      if (!cached) {
+        const [row] = await db.select().from(apiKeys).where(and(eq(apiKeys.secretHash, hash), isNull(apiKeys.revokedAt))).limit(1)
+        if (!row) return null
+        revocations.remember(row.id, true)
+        cached = { id: row.id, role: row.role as Role, clientId: row.clientId, expiresAt: row.expiresAt?.getTime() ?? null, hash: row.secretHash }
+        await cache.set(key, cached, AUTH_CACHE_TTL_S)
+      }
+      if (!safeEqual(cached.hash, hash)) return null
+      // Belt and braces: the cached entry is dropped on revocation, the set knows at once.
+      if (revocations.known(cached.id) === true) return null
+      const now = clock()
+      if (cached.expiresAt !== null && cached.expiresAt <= now.getTime()) return null
+      lastUsed.set(cached.id, now)
+      return { kind: 'apiKey', id: cached.id, role: cached.role, clientId: cached.clientId, keyId: cached.id, expiresAt: cached.expiresAt }
+    },
+
+    /**
+     * Whether the key a JWT was issued from is still active (exists, not revoked). From memory
+     * while the bus is healthy; otherwise from PostgreSQL, through the cache, whose entries live
+     * at most 2 s while the bus is silent.
+     */
+    async isActive (keyId: string): Promise<boolean> {
+      const known = revocations.known(keyId)
+      if (known !== undefined) return !known
+      const key = keyStateCacheKey(keyId)
+      const cached = cache.getLocal<{ active: boolean }>(key) ?? await cache.get<{ active: boolean }>(key)
+      if (cached) return cached.active
+      const [row] = await db.select({ revokedAt: apiKeys.revokedAt }).from(apiKeys).where(eq(apiKeys.id, keyId)).limit(1)
+      const active = Boolean(row) && row!.revokedAt === null
+      if (row) revocations.remember(keyId, active)
+      await cache.set(key, { active }, KEY_STATE_TTL_S)
+      return active
+    },
+
+    /** Audits a token exchange (no row changes, but a new credential exists until it expires). */
+    async recordTokenIssued (actor: Actor, meta: RequestMeta | undefined, expiresAt: Date): Promise<void> {
+      await db.transaction(async (tx) => {
+        await appendAudit(tx, actor, meta, [{ action: 'api_key.token_issued', targetType: 'api_key', targetId: actor.id, clientId: actor.clientId, changes: { expiresAt: expiresAt.toISOString() } }])
+      })
+    },
+
+    /** Writes the remembered last-use times (called by a background timer, not per request). */
+    async flushLastUsed (): Promise<void> {
+      const entries = [...lastUsed]
+      lastUsed.clear()
+      for (const [id, at] of entries) await db.update(apiKeys).set({ lastUsedAt: at }).where(eq(apiKeys.id, id))
+    }
+  }
+}
+
+export type ApiKeyService = ReturnType<typeof createApiKeyService>

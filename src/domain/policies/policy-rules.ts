@@ -1,0 +1,24 @@
+// Pure policy rules: entitlement codes and the terms the validation hot path reads.
+import { z } from 'zod'
+import type { LeaseTerms } from './lease-rules.ts'
+
+/** Entitlement code: 1–64 of A-Z 0-9 _ . - (input is case-insensitive, stored upper-case). */
+export const entitlementSchema = z.string().trim().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1–64 characters of A-Z 0-9 _ . -').transform((s) => s.toUpperCase())
+
+/** Upper-cased, duplicates dropped, sorted: the same set always prints the same way. */
+export const entitlementsSchema = z.array(entitlementSchema).max(100).transform((list) => [...new Set(list)].sort())
+
+/** The policy's rules as the hot path needs them; cached in L1/L2 under `p:<policyId>`. */
+export interface PolicyTerms extends LeaseTerms {
+  id: string
+  /** null = unlimited */
+  maxActivationsPerDay: number | null
+  /** null = no cap beyond the certificate maximum */
+  offlineTtlDays: number | null
+  entitlements: string[]
+}
+
+/** Expiry of a serial created at `createdAt` under a policy lasting `durationDays` (null = never). */
+export function policyExpiry (createdAt: Date, durationDays: number | null): Date | null {
+  return durationDays === null ? null : new Date(createdAt.getTime() + durationDays * 86_400_000)
+}
