@@ -3,14 +3,12 @@
 // relay's own statements carry no parameters (constants inline), so each is one round trip.
 import { sql } from 'drizzle-orm'
 import type { FastifyBaseLogger } from 'fastify'
+import { ADVISORY_LOCKS } from '../infra/advisory-locks.ts'
 import { queryRows, type Db, type Executor } from '../infra/database.ts'
 import type { IEventBus } from '../infra/event-bus.ts'
-import { eventTopic, type DomainEventType } from './domain-events.ts'
+import { eventTopic, type DomainEvent, type DomainEventType } from './domain-events.ts'
 
-const RELAY_LOCK = 727_003
 const BATCH = 500
-/** Fallback poll for rows written by other instances or left by a crash, in ms. */
-const POLL_MS = 1000
 /** A kick waits this long, so the commits of a busy moment share one relay transaction. */
 const KICK_DELAY_MS = 5
 /**
@@ -21,12 +19,10 @@ export const CLAIM_TIMEOUT_S = 10
 /** Published rows are kept this long for inspection, in ms. */
 export const OUTBOX_RETENTION_MS = 7 * 86_400_000
 
-export interface PublishedEvent {
+/** A domain event as the bus carries it: still discriminated by `type` (narrow on it to read the payload). */
+export type PublishedEvent<T extends DomainEventType = DomainEventType> = DomainEvent<T> & {
+  /** outbox.id (0 for a usage event published without a row, see usage-writer.ts) */
   id: number
-  type: DomainEventType
-  aggregateId: string
-  clientId: string | null
-  payload: Record<string, unknown>
   createdAt: string
 }
 
@@ -40,14 +36,15 @@ export interface OutboxRelay {
   addHook (hook: BatchHook): void
   /** Hands claimed rows older than CLAIM_TIMEOUT_S back to the relay; resolves with their number. */
   reclaim (): Promise<number>
+  /** Deletes rows published more than OUTBOX_RETENTION_MS before `now`. */
+  prune (now: Date): Promise<void>
+  /** Drains whenever the bus is heard again. The periodic poll and prune are jobs (src/jobs/). */
   start (): void
   stop (): Promise<void>
 }
 
 export function createOutboxRelay ({ db, bus, log }: { db: Db, bus: IEventBus, log: FastifyBaseLogger }): OutboxRelay {
   const hooks: BatchHook[] = []
-  let timer: NodeJS.Timeout | undefined
-  let pruneTimer: NodeJS.Timeout | undefined
   let running: Promise<number> | undefined
   let again = false
   let stopped = false
@@ -60,7 +57,7 @@ export function createOutboxRelay ({ db, bus, log }: { db: Db, bus: IEventBus, l
     // messages meanwhile re-read them from the database (usageRecorded), so nothing is lost.
     if (!bus.healthy()) return 0
     return db.transaction(async (tx) => {
-      const [lock] = await queryRows<{ locked: boolean }>(tx, sql`select pg_try_advisory_xact_lock(${sql.raw(String(RELAY_LOCK))}) as locked`)
+      const [lock] = await queryRows<{ locked: boolean }>(tx, sql`select pg_try_advisory_xact_lock(${sql.raw(String(ADVISORY_LOCKS.outboxRelay))}) as locked`)
       if (!lock?.locked) return 0
       const rows = await queryRows<{ id: string | number, type: DomainEventType, aggregate_id: string, client_id: string | null, payload: Record<string, unknown>, created_at: Date | string }>(tx,
         sql`update outbox set published_at = now()
@@ -68,14 +65,16 @@ export function createOutboxRelay ({ db, bus, log }: { db: Db, bus: IEventBus, l
           returning id, type, aggregate_id, client_id, payload, created_at`)
       if (rows.length === 0) return 0
       rows.sort((a, b) => Number(a.id) - Number(b.id))
-      const events: PublishedEvent[] = rows.map((r) => ({
+      // The outbox holds what writeEvents and the SQL writers (typed by payloadSql) put there: each
+      // row's payload is its type's, which is what this one assertion at the boundary states.
+      const events = rows.map((r) => ({
         id: Number(r.id),
         type: r.type,
         aggregateId: r.aggregate_id,
         clientId: r.client_id,
-        payload: typeof r.payload === 'string' ? JSON.parse(r.payload) as Record<string, unknown> : r.payload,
+        payload: typeof r.payload === 'string' ? JSON.parse(r.payload) as unknown : r.payload,
         createdAt: new Date(r.created_at).toISOString()
-      }))
+      }) as PublishedEvent)
       for (const hook of hooks) await hook(tx, events)
       // Marked in this transaction, which commits only after the bus took every event: a crash in
       // between rolls the marks back and the events go out again (at least once).
@@ -112,6 +111,9 @@ export function createOutboxRelay ({ db, bus, log }: { db: Db, bus: IEventBus, l
 
   return {
     reclaim,
+    async prune (now) {
+      await db.execute(sql`delete from outbox where published_at > '-infinity'::timestamptz and published_at < ${new Date(now.getTime() - OUTBOX_RETENTION_MS).toISOString()}::timestamptz`)
+    },
     kick () {
       if (stopped || kickTimer) return
       kickTimer = setTimeout(() => { kickTimer = undefined; void drain() }, KICK_DELAY_MS)
@@ -120,22 +122,11 @@ export function createOutboxRelay ({ db, bus, log }: { db: Db, bus: IEventBus, l
     addHook (hook) { hooks.push(hook) },
     start () {
       stopHealth = bus.onHealthChange((healthy) => { if (healthy && !stopped) void drain() })
-      timer = setInterval(() => {
-        reclaim().catch((error: unknown) => log.warn({ err: error }, 'outbox claim recovery failed')).finally(() => { void drain() })
-      }, POLL_MS)
-      timer.unref()
-      pruneTimer = setInterval(() => {
-        db.execute(sql`delete from outbox where published_at > '-infinity'::timestamptz and published_at < ${new Date(Date.now() - OUTBOX_RETENTION_MS).toISOString()}::timestamptz`)
-          .catch((error: unknown) => log.warn({ err: error }, 'outbox prune failed'))
-      }, 60_000)
-      pruneTimer.unref()
     },
     async stop () {
       stopped = true
       stopHealth()
-      if (timer) clearInterval(timer)
       if (kickTimer) clearTimeout(kickTimer)
-      if (pruneTimer) clearInterval(pruneTimer)
       await running
     }
   }

@@ -1,17 +1,15 @@
 // The one Pothos builder. Each feature adds its types in its own *-graphql.ts file.
 import SchemaBuilder from '@pothos/core'
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth'
-import ErrorsPlugin from '@pothos/plugin-errors'
 import ComplexityPlugin from '@pothos/plugin-complexity'
 import RelayPlugin from '@pothos/plugin-relay'
 import TracingPlugin, { isRootField } from '@pothos/plugin-tracing'
 import { createOpenTelemetryWrapper } from '@pothos/tracing-opentelemetry'
 import { GraphQLError, GraphQLScalarType, Kind } from 'graphql'
+import { hasRole, WRITERS } from '../kernel/access.ts'
 import { AuthenticationError, AuthorizationError, ValidationError } from '../kernel/errors.ts'
 import type { GraphQLContext } from './context.ts'
 import { tracer, tracingEnabled } from '../infra/tracing.ts'
-
-export const MAX_PAGE_SIZE = 100
 
 const DateTime = new GraphQLScalarType<Date | null, string>({
   name: 'DateTime',
@@ -89,7 +87,7 @@ const createSpan = createOpenTelemetryWrapper(tracer, {
   onSpan: (span, _options, _parent, _args, _context, info) => span.updateName(`${info.parentType.name}.${info.fieldName}`)
 })
 
-export const builder = new SchemaBuilder<{
+interface BuilderTypes {
   Context: GraphQLContext
   AuthScopes: AuthScopes
   Scalars: {
@@ -99,8 +97,15 @@ export const builder = new SchemaBuilder<{
     ID: { Input: string, Output: string }
   }
   DefaultFieldNullability: false
-}>({
-  plugins: [ScopeAuthPlugin, ErrorsPlugin, ComplexityPlugin, RelayPlugin, TracingPlugin],
+}
+
+/** The builder's resolved schema types, for helpers that take a Pothos field builder. */
+export type SchemaTypes = PothosSchemaTypes.ExtendDefaultTypes<BuilderTypes>
+/** The `t` of an input type's `fields: (t) => …`, for field sets shared by several inputs. */
+export type InputFieldBuilder = PothosSchemaTypes.InputFieldBuilder<SchemaTypes, 'InputObject'>
+
+export const builder = new SchemaBuilder<BuilderTypes>({
+  plugins: [ScopeAuthPlugin, ComplexityPlugin, RelayPlugin, TracingPlugin],
   defaultFieldNullability: false,
   // One span per root field when tracing is on (OTEL_EXPORTER_OTLP_ENDPOINT).
   tracing: {
@@ -114,21 +119,21 @@ export const builder = new SchemaBuilder<{
     authorizeOnSubscribe: true,
     authScopes: (ctx) => ({
       authenticated: ctx.actor.role !== null,
-      writer: ctx.actor.role === 'ADMIN' || ctx.actor.role === 'MANAGER',
-      admin: ctx.actor.role === 'ADMIN'
+      writer: hasRole(ctx.actor, WRITERS),
+      admin: hasRole(ctx.actor, ['ADMIN'])
     }),
     unauthorizedError: (_parent, ctx) => ctx.actor.role === null ? new AuthenticationError() : new AuthorizationError()
   },
   complexity: {
     defaultComplexity: 1,
     defaultListMultiplier: 10,
-    limit: { complexity: 5000, depth: 10, breadth: 100 },
+    // Depth is bounded once, for HTTP and WebSocket alike, by DepthLimitRule at validation
+    // (src/http/graphql/document-limits.ts), before any resolver runs.
+    limit: { complexity: 5000, breadth: 100 },
     // A query over the limits is the caller's fault: VALIDATION_ERROR (400), not INTERNAL.
     complexityError: (kind, result) => new ValidationError(String(kind) === 'Complexity'
       ? `Query complexity ${result.complexity} exceeds the limit of ${result.maxComplexity}`
-      : String(kind) === 'Depth'
-        ? `Query depth ${result.depth} exceeds the limit of ${result.maxDepth}`
-        : `Query breadth ${result.breadth} exceeds the limit of ${result.maxBreadth}`)
+      : `Query breadth ${result.breadth} exceeds the limit of ${result.maxBreadth}`)
   },
   // Node, node and nodes are ours (src/graphql/node.ts): ids stay the plain prefixed ids, no
   // base64 global ids. Connections are built by src/graphql/connection.ts (first/after only).

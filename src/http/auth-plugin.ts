@@ -43,10 +43,10 @@ export default fp(async (app) => {
     verify: { algorithms: ['HS256'] }
   })
 
-  const revocations = services.apiKeys.revocations
-  await revocations.start()
-  app.addHook('onClose', () => revocations.stop())
-  app.decorate('onCredentialRevoked', (listener: RevokedListener) => revocations.onRevoked(listener))
+  const revokedKeys = services.apiKeys.revokedKeys
+  await revokedKeys.start()
+  app.addHook('onClose', () => revokedKeys.stop())
+  app.decorate('onCredentialRevoked', (listener: RevokedListener) => revokedKeys.onRevoked(listener))
 
   /** The claims of a token this service would have issued, or null. */
   function verifyToken (token: string): TokenClaims & { exp: number } | null {

@@ -4,9 +4,21 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { NotFoundError, RateLimitError, ValidationError, toContractError } from '../kernel/errors.ts'
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /**
+     * True once the answer is NOT_FOUND: a NotFoundError answered here, or a public route's
+     * validation result with that code (rate-limit.ts). The failed-lookup throttle counts these.
+     */
+    answeredNotFound: boolean
+  }
+}
+
 export default fp(async (app) => {
+  app.decorateRequest('answeredNotFound', false)
   app.setErrorHandler((error, request, reply) => {
     const contract = toContractError(error)
+    if (contract.code === 'NOT_FOUND') request.answeredNotFound = true
     if (contract.code === 'INTERNAL') request.log.error({ err: error }, 'request failed')
     else request.log.info({ code: contract.code, msg: contract.message }, 'request rejected')
     if (contract instanceof RateLimitError) reply.header('retry-after', String(contract.retryAfterSeconds))
@@ -15,6 +27,7 @@ export default fp(async (app) => {
   })
   app.setNotFoundHandler((request, reply) => {
     const error = new NotFoundError(`route ${request.method} ${request.url.split('?')[0]} not found`)
+    request.answeredNotFound = true
     void reply.status(404).send(error.toBody())
   })
 }, { name: 'errors' })

@@ -37,7 +37,7 @@ export const FAILED_LOOKUP_WINDOW_MS = 60_000
 export const WINDOW_MS = 60_000
 /** GraphQL mutations open to anonymous callers: the serial number is the credential. */
 export const PUBLIC_MUTATIONS = new Set(['validateSerial', 'recordUsage', 'releaseDevice', 'issueLicenseCertificate', 'heartbeat', 'licenseStatus'])
-/** Seconds a client's quotaPerMinute is remembered on an instance. */
+/** How long a client's quotaPerMinute is remembered on an instance, in ms. */
 const QUOTA_CACHE_MS = 30_000
 
 export interface WindowCount { count: number, ttlMs: number }
@@ -337,10 +337,17 @@ export default fp(async (app) => {
     }
   })
 
-  app.addHook('onSend', async (request, reply, payload) => {
-    if (!isPublicRest(request)) return payload
-    const notFound = reply.statusCode === 404 || (typeof payload === 'string' && payload.includes('"code":"NOT_FOUND"'))
-    if (notFound) await counter.hit(`nf:${request.ip ?? 'inject'}`, FAILED_LOOKUP_WINDOW_MS, 1, FAILED_LOOKUP_LIMIT)
+  // A public route's answer names its outcome in its own top-level `code` (a validation code:
+  // `{ valid, code }`, `{ recorded, code }`, `{ alive, code }`); read from the object the handler
+  // returned, never from the body text, where a device's info or metadata may spell anything.
+  app.addHook('preSerialization', (request, _reply, payload, done) => {
+    if (isPublicRest(request) && (payload as { code?: unknown } | null)?.code === 'NOT_FOUND') request.answeredNotFound = true
+    done(null, payload)
+  })
+
+  // answeredNotFound: set above, or by the error handler for a NotFoundError (errors-plugin.ts).
+  app.addHook('onSend', async (request, _reply, payload) => {
+    if (isPublicRest(request) && request.answeredNotFound) await counter.hit(`nf:${request.ip ?? 'inject'}`, FAILED_LOOKUP_WINDOW_MS, 1, FAILED_LOOKUP_LIMIT)
     return payload
   })
 
@@ -377,4 +384,4 @@ export default fp(async (app) => {
     const ip = context.request?.ip ?? context.reply?.request.ip ?? 'inject'
     if (n > 0) await counter.hit(`nf:${ip}`, FAILED_LOOKUP_WINDOW_MS, n, FAILED_LOOKUP_LIMIT)
   })
-}, { name: 'rate-limits', dependencies: ['deps', 'auth', 'graphql'] })
+}, { name: 'rate-limits', dependencies: ['errors', 'deps', 'auth', 'graphql'] })

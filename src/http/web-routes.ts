@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url'
 import fastifyStatic from '@fastify/static'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { SerialModuleError } from '../kernel/errors.ts'
+import { ContractError } from '../kernel/errors.ts'
 
 /** dist/web: two folders up from src/web in the source tree, one from dist/src/web when compiled. */
 export const WEB_DIR = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../../dist/web/' : '../../web/', import.meta.url))
@@ -19,7 +19,7 @@ const PAGES = { dashboard: 'dashboard/index.html', portal: 'portal/index.html' }
  * contract's body (code INTERNAL, the closed set has no better one) with 503 like /health/ready.
  */
 function notBuilt (reply: FastifyReply): FastifyReply {
-  const body = new SerialModuleError('INTERNAL', 'The console and portal are not built: run `npm run build`').toBody()
+  const body = new ContractError('INTERNAL', 'The console and portal are not built: run `npm run build`').toBody()
   return reply.code(503).header('cache-control', 'no-store').send({ ...body, statusCode: 503 })
 }
 

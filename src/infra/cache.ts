@@ -35,6 +35,49 @@ export interface ICache {
   close (): Promise<void>
 }
 
+declare const VALUE: unique symbol
+
+/** A family of keys `<prefix>:<key(...args)>` whose values are all V, with one L2 lifetime. */
+export interface CacheNamespace<V, A extends unknown[]> {
+  readonly prefix: string
+  /** L2 (Redis) lifetime in seconds; L1 has the cache's own bound. */
+  readonly ttlS: number
+  key (...args: A): string
+  /** Type only: the value type, never present at run time. */
+  readonly [VALUE]?: V
+}
+
+export function defineNamespace<V, A extends unknown[]> (prefix: string, ttlS: number, key: (...args: A) => string): CacheNamespace<V, A> {
+  const head = `${prefix}:`
+  return Object.freeze({ prefix, ttlS, key: (...args: A) => head + key(...args) })
+}
+
+/**
+ * The namespace's value for `args`: L1, else L2, else `load()`, whose answer is stored (not
+ * awaited: L1 is written at once, Redis while the caller goes on); undefined from `load` is not
+ * stored. An L1 hit is returned as it is, not as a promise, so a caller on the hot path can skip
+ * the await.
+ */
+export function readThrough<V, A extends unknown[]> (cache: ICache, ns: CacheNamespace<V, A>, args: A, load: () => V | undefined | Promise<V | undefined>): V | Promise<V | undefined> {
+  const key = ns.key(...args)
+  const hit = cache.getLocal<V>(key)
+  if (hit !== undefined) return hit
+  return readMiss(cache, key, ns.ttlS, load)
+}
+
+async function readMiss<V> (cache: ICache, key: string, ttlS: number, load: () => V | undefined | Promise<V | undefined>): Promise<V | undefined> {
+  const cached = await cache.get<V>(key)
+  if (cached !== undefined) return cached
+  const value = await load()
+  if (value !== undefined) void cache.set(key, value, ttlS)
+  return value
+}
+
+/** Stores a value the caller knows under the namespace's key and lifetime (L1 at once, then Redis). */
+export function store<V, A extends unknown[]> (cache: ICache, ns: CacheNamespace<V, A>, args: A, value: NoInfer<V>): Promise<void> {
+  return cache.set(ns.key(...args), value, ns.ttlS)
+}
+
 export interface CacheOptions {
   redis: RedisConfig | undefined
   bus: IEventBus

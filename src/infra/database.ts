@@ -10,6 +10,7 @@ import type { PgQueryResultHKT } from 'drizzle-orm/pg-core/session'
 import { relations } from '../../schema/index.ts'
 import type postgres from 'postgres'
 import type { Config } from '../config/config.ts'
+import { ADVISORY_LOCKS } from './advisory-locks.ts'
 import { childSpan, endWith, tracingEnabled } from './tracing.ts'
 
 export type Db = PgAsyncDatabase<PgQueryResultHKT, typeof relations>
@@ -81,8 +82,6 @@ async function timedPing (db: Db, timeoutMs: number, what: string): Promise<numb
   return Math.round((performance.now() - start) * 100) / 100
 }
 
-const MIGRATION_LOCK = 727_001 // advisory lock key: instances starting together migrate one at a time
-
 function queryCounter () {
   const stats = { queries: 0 }
   return { stats, logger: { logQuery: () => { stats.queries++ } } }
@@ -147,9 +146,9 @@ async function createPostgres (config: Extract<Config['database'], { kind: 'post
       const one = postgres(config.url, { ...options, max: 1 })
       try {
         const migrator = drizzle({ client: one, relations })
-        await one`select pg_advisory_lock(${MIGRATION_LOCK})`
+        await one`select pg_advisory_lock(${ADVISORY_LOCKS.migration})`
         await migrate(migrator, { migrationsFolder: migrationsFolder() })
-        await one`select pg_advisory_unlock(${MIGRATION_LOCK})`
+        await one`select pg_advisory_unlock(${ADVISORY_LOCKS.migration})`
       } finally {
         await one.end({ timeout: 5 })
       }

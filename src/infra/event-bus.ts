@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto'
 import mqemitter, { type MQEmitter } from 'mqemitter'
 import mqemitterRedis from 'mqemitter-redis'
+import type { Counter } from 'prom-client'
 
 import { createRedisClient, pingRedis, type RedisClient, type RedisConfig } from './redis.ts'
 
@@ -46,6 +47,17 @@ export interface IEventBus {
   close (): Promise<void>
 }
 
+/**
+ * What the bus does with a subscriber's failure. A handler that throws or rejects never stops
+ * delivery (to it or to other subscribers), so a failure is only visible through these.
+ */
+export interface EventBusOptions {
+  /** Receives one `error` line per failed handler, with the subscribed topic. */
+  log?: { error (object: object, message: string): void }
+  /** Counted once per failed handler (serials_bus_subscriber_errors_total). */
+  subscriberErrors?: Pick<Counter, 'inc'>
+}
+
 /** Heartbeat period while Redis is configured, in ms. */
 export const HEARTBEAT_MS = 250
 /** The bus counts as silent when no own heartbeat came back for this long, in ms. */
@@ -59,8 +71,15 @@ interface Health {
 
 const alwaysHealthy: Health = { healthy: () => true, onHealthChange: () => () => {}, stop () {} }
 
-function wrap (kind: 'redis' | 'memory', emitter: MQEmitter, ping: () => Promise<number>, health: Health, disconnect = () => {}): IEventBus {
+function wrap (kind: 'redis' | 'memory', emitter: MQEmitter, ping: () => Promise<number>, health: Health, options: EventBusOptions, disconnect = () => {}): IEventBus {
   let closed = false
+  const failed = (topic: string, error: unknown) => {
+    // Reporting must not turn one subscriber's failure into an unhandled rejection.
+    try {
+      options.subscriberErrors?.inc()
+      options.log?.error({ err: error, topic }, 'event bus subscriber failed')
+    } catch { /* nothing left to tell */ }
+  }
   return {
     kind,
     emitter,
@@ -78,7 +97,7 @@ function wrap (kind: 'redis' | 'memory', emitter: MQEmitter, ping: () => Promise
     }),
     subscribe: (topic, handler) => new Promise((resolve) => {
       const listener = (message: Record<string, unknown> & { topic: string }, done: () => void) => {
-        Promise.resolve().then(() => handler(message.payload)).catch(() => {}).finally(done)
+        Promise.resolve().then(() => handler(message.payload)).catch((error: unknown) => failed(topic, error)).finally(done)
       }
       emitter.on(topic, listener, () => resolve(() => new Promise<void>((resolve) => {
         if (closed) return resolve()
@@ -104,9 +123,9 @@ function wrap (kind: 'redis' | 'memory', emitter: MQEmitter, ping: () => Promise
 
 // On a cluster, plain PUBLISH reaches subscribers on every node (the cluster bus broadcasts it),
 // which mqemitter-redis's SUBSCRIBE/PSUBSCRIBE need; sharded pub/sub has no pattern form.
-export function createEventBus (redis: RedisConfig | undefined): IEventBus {
+export function createEventBus (redis: RedisConfig | undefined, options: EventBusOptions = {}): IEventBus {
   if (!redis) {
-    return wrap('memory', mqemitter({ concurrency: 0 }), async () => 0, alwaysHealthy)
+    return wrap('memory', mqemitter({ concurrency: 0 }), async () => 0, alwaysHealthy, options)
   }
   const pubConn: RedisClient = createRedisClient(redis, { enableOfflineQueue: true })
   // No ready check on the subscriber: its INFO would race the first SUBSCRIBE and throw.
@@ -144,7 +163,7 @@ export function createEventBus (redis: RedisConfig | undefined): IEventBus {
     return emitter
   }) as MQEmitter['removeListener']
   health.onHealthChange((busHealthy) => { local.emit({ topic: BUS_STATE_TOPIC, payload: { busHealthy } satisfies BusState }) })
-  return wrap('redis', emitter, () => pingRedis(pubConn), health, () => { pubConn.disconnect(); subConn.disconnect() })
+  return wrap('redis', emitter, () => pingRedis(pubConn), health, options, () => { pubConn.disconnect(); subConn.disconnect() })
 }
 
 /**

@@ -3,10 +3,9 @@
 import { and, eq, lt } from 'drizzle-orm'
 import { idempotencyKeys } from '../../schema/index.ts'
 import { sha256Hex } from './crypto.ts'
-import type { Executor } from './database.ts'
-import type { Deps } from '../domain/deps.ts'
+import type { Executor, IDatabase } from './database.ts'
 import { ConflictError, ValidationError } from '../kernel/errors.ts'
-import { canonicalJson } from './signing.ts'
+import { canonicalJson } from '../../packages/client/src/verify.ts'
 import { idempotencyKeyInput } from '../kernel/input.ts'
 
 /** How long a key is remembered, in ms. */
@@ -15,7 +14,7 @@ export const IDEMPOTENCY_TTL_MS = 24 * 3600_000
 export interface IdempotencyCodec<T> { encode (value: T): unknown, decode (stored: unknown): T }
 
 export async function withIdempotency<T> (
-  deps: Pick<Deps, 'database' | 'eventsWritten'>,
+  deps: { database: IDatabase, eventsWritten: () => void },
   scope: string,
   key: string,
   request: unknown,

@@ -13,6 +13,8 @@ export interface Metrics {
   readonly clients: Gauge
   readonly outboxPending: Gauge
   readonly webhookDeliveries: Counter<'status'>
+  /** Event bus handlers that threw or rejected (createEventBus's subscriberErrors). */
+  readonly busSubscriberErrors: Counter
 }
 
 export function createMetrics (): Metrics {
@@ -36,6 +38,8 @@ export function createMetrics (): Metrics {
     activeDevices: new Gauge({ name: 'serials_active_devices', help: 'Devices holding a slot (refreshed periodically)', registers: [registry] }),
     clients: new Gauge({ name: 'serials_clients', help: 'Clients (refreshed periodically)', registers: [registry] }),
     outboxPending: new Gauge({ name: 'serials_outbox_pending', help: 'Domain events written but not yet published (refreshed periodically)', registers: [registry] }),
-    webhookDeliveries: new Counter({ name: 'serials_webhook_deliveries_total', help: 'Webhook delivery attempts by outcome', labelNames: ['status'], registers: [registry] })
+    webhookDeliveries: new Counter({ name: 'serials_webhook_deliveries_total', help: 'Webhook delivery attempts by outcome', labelNames: ['status'], registers: [registry] }),
+    // No topic label: topics carry client ids. The log line names the topic.
+    busSubscriberErrors: new Counter({ name: 'serials_bus_subscriber_errors_total', help: 'Event bus subscriber handlers that threw or rejected', registers: [registry] })
   }
 }

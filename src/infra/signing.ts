@@ -1,5 +1,7 @@
 // Signs license certificates and nonce answers: RSASSA-PSS (SHA-256, 32-byte salt) on RSA-4096,
-// or Ed25519. The key id is derived from the public key so rotated keys are told apart.
+// or Ed25519. The key id is derived from the public key so rotated keys are told apart. The bytes
+// signed are the SDK's own (packages/client/src/verify.ts: canonicalJson, answerSigningInput), so
+// the service and the verifier cannot disagree on them.
 import { createHash, createPrivateKey, createPublicKey, sign, type KeyObject } from 'node:crypto'
 
 export type SigningAlgorithm = 'RSA-PSS-4096' | 'ED25519'
@@ -9,7 +11,7 @@ export interface ISigner {
   readonly keyId: string
   readonly publicKeyPem: string
   readonly publicKeyJwk: Record<string, unknown>
-  sign (data: Buffer | string): Buffer
+  sign (data: Uint8Array | string): Buffer
 }
 
 export function createSigner (algorithm: SigningAlgorithm, privateKeyPem: string, publicKeyPem: string): ISigner {
@@ -33,13 +35,4 @@ export function createSigner (algorithm: SigningAlgorithm, privateKeyPem: string
         : sign('sha256', buffer, { key: privateKey, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: 32 })
     }
   }
-}
-
-/** JSON with object keys sorted at every level: the byte string that signatures cover. */
-export function canonicalJson (value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null'
-  if (value instanceof Date) return JSON.stringify(value.toISOString())
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
-  const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)
-  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`
 }

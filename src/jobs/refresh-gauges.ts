@@ -1,8 +1,8 @@
 // Business gauges for /metrics, computed by a periodic query and cached: a scrape never scans tables.
 import { sql } from 'drizzle-orm'
-import type { FastifyBaseLogger } from 'fastify'
 import { queryRows, type Db } from '../infra/database.ts'
 import type { Metrics } from '../infra/metrics.ts'
+import type { UnlockedJob } from './job.ts'
 
 export const GAUGE_REFRESH_MS = 15_000
 
@@ -20,10 +20,12 @@ export async function refreshGauges (db: Db, metrics: Metrics): Promise<void> {
   metrics.outboxPending.set(Number(row.outbox))
 }
 
-export function startGaugeRefresh (db: Db, metrics: Metrics, log: FastifyBaseLogger): () => void {
-  const run = () => { refreshGauges(db, metrics).catch((error: unknown) => log.warn({ err: error }, 'gauge refresh failed')) }
-  run()
-  const timer = setInterval(run, GAUGE_REFRESH_MS)
-  timer.unref()
-  return () => clearInterval(timer)
+/** At start-up too, so the first scrape has values. */
+export function refreshGaugesJob ({ db, metrics }: { db: Db, metrics: Metrics }): UnlockedJob {
+  return {
+    name: 'refresh-gauges',
+    everyMs: GAUGE_REFRESH_MS,
+    runAtStart: true,
+    async run () { await refreshGauges(db, metrics) }
+  }
 }

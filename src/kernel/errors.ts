@@ -23,7 +23,8 @@ const STATUS: Record<ErrorCode, number> = {
   INTERNAL: 500
 }
 
-export class SerialModuleError extends Error {
+/** The root of every error the API answers in the contract's format (code, status, message, field errors). */
+export class ContractError extends Error {
   readonly statusCode: number
   // Named `details`, not `errors`: mercurius treats an `errors` array on an error as nested errors.
   constructor (readonly code: ErrorCode, message: string, readonly details?: FieldError[]) {
@@ -37,25 +38,30 @@ export class SerialModuleError extends Error {
   }
 }
 
-export class ValidationError extends SerialModuleError {
+/** The contract's earlier name for ContractError (CONTRACT.md "Errors"); same class. */
+export const SerialModuleError = ContractError
+// eslint-disable-next-line @typescript-eslint/no-redeclare -- one name for the value and its type, as a class has
+export type SerialModuleError = ContractError
+
+export class ValidationError extends ContractError {
   constructor (message = 'Validation failed', errors?: FieldError[]) { super('VALIDATION_ERROR', message, errors) }
 }
-export class AuthenticationError extends SerialModuleError {
+export class AuthenticationError extends ContractError {
   constructor (message = 'Authentication required') { super('AUTHENTICATION_ERROR', message) }
 }
-export class AuthorizationError extends SerialModuleError {
+export class AuthorizationError extends ContractError {
   constructor (message = 'Not allowed') { super('FORBIDDEN', message) }
 }
-export class NotFoundError extends SerialModuleError {
+export class NotFoundError extends ContractError {
   constructor (message: string) { super('NOT_FOUND', message) }
 }
-export class ConflictError extends SerialModuleError {
+export class ConflictError extends ContractError {
   constructor (message: string) { super('CONFLICT', message) }
 }
-export class RateLimitError extends SerialModuleError {
+export class RateLimitError extends ContractError {
   constructor (readonly retryAfterSeconds: number, message = 'Too many requests') { super('RATE_LIMITED', message) }
 }
-export class FeatureDisabledError extends SerialModuleError {
+export class FeatureDisabledError extends ContractError {
   constructor (feature: string) { super('FEATURE_DISABLED', `feature ${feature} is disabled`) }
 }
 
@@ -64,9 +70,9 @@ export function fieldErrors (issues: ReadonlyArray<{ path: ReadonlyArray<Propert
   return issues.map((i) => ({ field: i.path.map(String).join('.') || 'input', message: i.message }))
 }
 
-const FASTIFY_CODES: Record<string, () => SerialModuleError> = {
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: () => new SerialModuleError('VALIDATION_ERROR', 'Unsupported content type; send application/json'),
-  FST_ERR_CTP_BODY_TOO_LARGE: () => new SerialModuleError('VALIDATION_ERROR', 'Request body is larger than 1 MiB'),
+const FASTIFY_CODES: Record<string, () => ContractError> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: () => new ContractError('VALIDATION_ERROR', 'Unsupported content type; send application/json'),
+  FST_ERR_CTP_BODY_TOO_LARGE: () => new ContractError('VALIDATION_ERROR', 'Request body is larger than 1 MiB'),
   FST_ERR_CTP_EMPTY_JSON_BODY: () => new ValidationError('Request body is empty'),
   FST_ERR_CTP_INVALID_JSON_BODY: () => new ValidationError('Request body is not valid JSON'),
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: () => new ValidationError('Content-Length does not match the body')
@@ -76,8 +82,8 @@ const FASTIFY_CODES: Record<string, () => SerialModuleError> = {
  * Maps anything thrown to a contract error. Unknown errors become INTERNAL with a fixed message:
  * no stack, SQL or driver text ever reaches a client.
  */
-export function toContractError (error: unknown): SerialModuleError {
-  if (error instanceof SerialModuleError) return error
+export function toContractError (error: unknown): ContractError {
+  if (error instanceof ContractError) return error
   const e = error as { name?: string, code?: string, statusCode?: number, validation?: Array<{ instancePath?: string, message?: string, params?: { missingProperty?: string } }>, message?: string }
   if (e?.code && FASTIFY_CODES[e.code]) {
     const mapped = FASTIFY_CODES[e.code]!()
@@ -98,5 +104,5 @@ export function toContractError (error: unknown): SerialModuleError {
   if (e?.statusCode && e.statusCode >= 400 && e.statusCode < 500 && typeof e.message === 'string') {
     return new ValidationError(e.message)
   }
-  return new SerialModuleError('INTERNAL', 'Internal server error')
+  return new ContractError('INTERNAL', 'Internal server error')
 }

@@ -6,6 +6,7 @@ import rateLimit from '@fastify/rate-limit'
 import websocket from '@fastify/websocket'
 import type { Config } from '../config/config.ts'
 import graphqlPlugin from '../http/graphql/graphql-plugin.ts'
+import { schema } from './schema.ts'
 import graphiqlRoutes from '../http/graphiql-routes.ts'
 import authPlugin from '../http/auth-plugin.ts'
 import depsPlugin from './deps-plugin.ts'
@@ -15,8 +16,11 @@ import { healthRoutes } from '../http/health-routes.ts'
 import { metricsRoutes } from '../http/metrics-routes.ts'
 import rateLimits, { createWindowCounter, windowStore } from '../http/rate-limit.ts'
 import { logIds, nameRequestSpan, tracedServerFactory, tracingEnabled } from '../infra/tracing.ts'
-import { serialRoutes } from '../domain/serials/serial-routes.ts'
-import { revocationRoutes } from '../domain/revocation-list/revocation-list-routes.ts'
+import { validationRoutes } from '../domain/validation/validation-routes.ts'
+import { usageRoutes } from '../domain/usage/usage-routes.ts'
+import { deviceRoutes } from '../domain/devices/device-routes.ts'
+import { certificateRoutes } from '../domain/certificates/certificate-routes.ts'
+import { revocationListRoutes } from '../domain/revocation-list/revocation-list-routes.ts'
 import webRoutes from '../http/web-routes.ts'
 import { MAX_JSON_DEPTH, jsonTooDeep } from '../kernel/input.ts'
 
@@ -116,12 +120,13 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   })
   await app.register(websocket)
   await app.register(authPlugin)
-  await app.register(graphqlPlugin)
+  await app.register(graphqlPlugin, { schema })
   await app.register(graphiqlRoutes)
   await app.register(rateLimits)
   await app.register(healthRoutes)
-  await app.register(serialRoutes, { prefix: config.prefix })
-  await app.register(revocationRoutes, { prefix: config.prefix })
+  // The REST shim for legacy apps, one plugin per feature, all under API_PREFIX.
+  for (const routes of [validationRoutes, usageRoutes, deviceRoutes, certificateRoutes]) await app.register(routes, { prefix: config.prefix })
+  await app.register(revocationListRoutes, { prefix: config.prefix })
   await app.register(webRoutes)
   return app
 }

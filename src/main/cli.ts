@@ -3,23 +3,18 @@
 // checked before the configuration is loaded or the database opened.
 import { existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { createApiKeyService } from '../domain/api-keys/api-key-service.ts'
 import { verifyAuditChain } from '../domain/audit/audit-log.ts'
+import { compose, keyringOf } from './compose.ts'
 import { ConfigError, loadConfig, type Config } from '../config/config.ts'
-import { createCache } from '../infra/cache.ts'
-import { createKeyring } from '../infra/crypto.ts'
 import { createDatabase, DatabaseLockedError, type IDatabase } from '../infra/database.ts'
 import type { Deps } from '../domain/deps.ts'
-import { SerialModuleError } from '../kernel/errors.ts'
-import { createEventBus } from '../infra/event-bus.ts'
+import { ContractError } from '../kernel/errors.ts'
 import { rotateEncryptionKey } from '../domain/operations/key-rotation.ts'
-import { createMetrics } from '../infra/metrics.ts'
 import { backupDatabase, restoreDatabase } from '../domain/operations/backup.ts'
 import { PassphraseError } from '../domain/operations/export-crypto.ts'
 import { ExportError, exportClient, importClient } from '../domain/operations/export-import.ts'
 import { createProgressReporter, type ProgressReporter } from '../domain/operations/progress.ts'
 import { checkSecretFingerprints, recordRotatedKeys, SecretMismatchError } from '../domain/operations/secret-fingerprints.ts'
-import { createSigner } from '../infra/signing.ts'
 
 export interface CliIo {
   out (line: string): void
@@ -76,30 +71,16 @@ const COMMANDS: Record<string, Command> = {
       // With another pepper the key's hash would never be found by the servers.
       await checkSecretFingerprints(database.db, config)
       // In-process cache and bus: the CLI only writes one row and its audit entry.
-      const bus = createEventBus(undefined)
-      const cache = await createCache({ redis: undefined, bus })
-      const deps: Deps = {
-        config,
-        database,
-        cache,
-        bus,
-        keyring: createKeyring(config.encryptionKey, config.encryptionKeysPrevious),
-        signer: createSigner(config.signing.algorithm, config.signing.privateKeyPem, config.signing.publicKeyPem),
-        metrics: createMetrics(),
-        log: silentLog,
-        clock: () => new Date(),
-        eventsWritten: () => {}
-      }
+      const root = await compose(config, { log: silentLog, database, inProcess: true })
       try {
-        const { apiKey, secret } = await createApiKeyService(deps).create(null, { ip: 'cli', requestId: 'cli' }, {
+        const { apiKey, secret } = await root.services.apiKeys.create(null, { ip: 'cli', requestId: 'cli' }, {
           name: values.name, role: values.role, clientId: values.client, expiresAt: values.expires
         })
         io.err(`created API key ${apiKey.id} (${apiKey.role}${apiKey.clientId ? `, client ${apiKey.clientId}` : ''}); it is shown once:`)
         io.out(secret)
         return 0
       } finally {
-        await cache.close()
-        await bus.close()
+        await root.close()
       }
     }
   },
@@ -111,7 +92,7 @@ const COMMANDS: Record<string, Command> = {
     check: (values) => values.batch !== undefined && !/^[1-9][0-9]*$/.test(String(values.batch)) ? '--batch must be a positive integer' : undefined,
     async run ({ config, database, values, io }) {
       await database.migrate()
-      const keyring = createKeyring(config.encryptionKey, config.encryptionKeysPrevious)
+      const keyring = keyringOf(config)
       const reports = await rotateEncryptionKey(database.db, keyring, { batchSize: values.batch ? Number(values.batch) : 500 })
       for (const r of reports) io.out(`${r.table}.${r.column}: ${r.rotated} re-encrypted`)
       // Only now is the new key the database's key (instances without it are refused from here on).
@@ -280,7 +261,7 @@ export async function runCli (argv: string[], env: Env = process.env, io: CliIo 
     return await command.run({ config, database, values, io, env })
   } catch (error) {
     if (error instanceof SecretMismatchError || error instanceof ExportError || error instanceof PassphraseError) { io.err(`${name}: ${error.message}`); return 1 }
-    if (error instanceof SerialModuleError) {
+    if (error instanceof ContractError) {
       io.err(`${error.code}: ${error.message}${error.details ? ` ${JSON.stringify(error.details)}` : ''}`)
       return 1
     }

@@ -4,8 +4,8 @@
 import { sql } from 'drizzle-orm'
 import t from 'tap'
 import { queryRows } from '../../src/infra/database.ts'
-import type { SerialState } from '../../src/domain/serials/serial-rules.ts'
-import { createValidationRecorder } from '../../src/domain/serials/validation-recorder.ts'
+import type { SerialState } from '../../src/domain/cached-state.ts'
+import { createValidationRecorder } from '../../src/domain/validation/validation-recorder.ts'
 import { build, createApiKey, createClient, createSerial, gql, gqlOk, restValidate } from '../helper.ts'
 
 const PER_MINUTE = 'query ($c: ID, $m: Int) { validationsPerMinute(clientId: $c, minutes: $m) { minute code count } }'

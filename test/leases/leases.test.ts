@@ -5,6 +5,8 @@ import t from 'tap'
 import { sql } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
 import { queryRows } from '../../src/infra/database.ts'
+import { runJob } from '../../src/jobs/schedule.ts'
+import { sweepLeasesJob } from '../../src/jobs/sweep-leases.ts'
 import { build, buildPair, createClient, createSerial, gqlOk, restValidate } from '../helper.ts'
 
 const CREATE_POLICY = 'mutation ($input: CreatePolicyInput!) { createPolicy(input: $input) { id } }'
@@ -21,6 +23,9 @@ async function lapse (app: FastifyInstance, serialId: string, deviceIds: string[
   await app.deps.database.db.execute(sql`update devices set lease_expires_at = now() - interval '1 second'
     where serial_id = ${serialId} and device_id = any(${sql.param(deviceIds)}::text[])`)
 }
+
+/** One run of the background sweep on this instance (skipped while another holds its lock). */
+const sweepLeases = (app: FastifyInstance) => runJob(sweepLeasesJob(app.deps.services), { db: app.deps.database.db })
 
 async function counts (app: FastifyInstance, serialId: string) {
   const [row] = await queryRows<{ active_devices: number, active: number, culled: number }>(app.deps.database.db, sql`
@@ -77,7 +82,7 @@ t.test('a node-locked serial: heartbeats answer alive without a lease, and nothi
   t.equal((await restValidate(app, { serialNumber: serial.serialNumber, deviceId: 'a' })).body.code, 'VALID')
   const hb = await heartbeat(app, { serialNumber: serial.serialNumber, deviceId: 'a' })
   t.same(hb.body, { alive: true, code: 'VALID', leaseExpiresAt: null })
-  await app.deps.services.scheduler.sweepLeases()
+  await sweepLeases(app)
   t.same(await counts(app, serial.id), { activeDevices: 1, active: 1, culled: 0 })
 })
 
@@ -88,8 +93,8 @@ t.test('the background sweep culls a lapsed lease exactly once, with two instanc
   // Warm the other instance's memory of y's lease.
   t.equal((await heartbeat(b, { serialNumber: serial.serialNumber, deviceId: 'y' })).body.alive, true)
   await lapse(a, serial.id, ['x', 'y'])
-  await Promise.all([a.deps.services.scheduler.sweepLeases(), b.deps.services.scheduler.sweepLeases(), a.deps.services.scheduler.sweepLeases(), b.deps.services.scheduler.sweepLeases()])
-  await a.deps.services.scheduler.sweepLeases()
+  await Promise.all([sweepLeases(a), sweepLeases(b), sweepLeases(a), sweepLeases(b)])
+  await sweepLeases(a)
   t.same(await counts(a, serial.id), { activeDevices: 1, active: 1, culled: 2 }, 'two slots freed, one event each')
   // Both instances forgot the culled slots: y is no longer answered from memory.
   for (const app of [a, b]) {
@@ -112,7 +117,7 @@ t.test('200 concurrent activations on two instances while leases lapse: exactly 
 
   const storm = Array.from({ length: 200 }, (_, i) => restValidate(i % 2 === 0 ? a : b, { serialNumber: serial.serialNumber, deviceId: `new-${i}` }))
   // The background sweep runs on both instances in the middle of the storm.
-  const sweeps = [a.deps.services.scheduler.sweepLeases(), b.deps.services.scheduler.sweepLeases()]
+  const sweeps = [sweepLeases(a), sweepLeases(b)]
   const results = await Promise.all(storm)
   await Promise.all(sweeps)
   const codes = results.map((r) => r.body.code as string)

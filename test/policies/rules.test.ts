@@ -1,7 +1,8 @@
 // Pure rules as tables: validation order, new-device checks, lease arithmetic, TTL cap, entitlements.
 import t from 'tap'
 import { entitlementsSchema, policyExpiry } from '../../src/domain/policies/policy-rules.ts'
-import { checkNewDevice, checkSerial, VALIDATION_CODES, type SerialState } from '../../src/domain/serials/serial-rules.ts'
+import type { SerialState } from '../../src/domain/cached-state.ts'
+import { checkNewDevice, checkSerial, VALIDATION_CODES } from '../../src/domain/validation/validation-rules.ts'
 import { capTtlDays, isLapsed, leaseUntil, SWEEP_INTERVAL_MS } from '../../src/domain/policies/lease-rules.ts'
 
 const NOW = Date.UTC(2026, 0, 1)

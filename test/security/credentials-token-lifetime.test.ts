@@ -34,12 +34,12 @@ t.test('revoking an API key revokes the JWTs issued from it; other keys\' tokens
   const tokens = await Promise.all([1, 2].map(async () => (await gqlOk(app, ISSUE, { ttl: 86_400 }, key.secret)).issueToken.token as string))
   const other = (await gqlOk(app, ISSUE, { ttl: 3600 }, bystander.secret)).issueToken.token as string
   for (const token of tokens) t.equal(await meCode(app, token), 'OK', 'valid before the revocation')
-  t.equal(app.deps.services.apiKeys.revocations.known(key.id), false, 'the check is answered from memory')
+  t.equal(app.deps.services.apiKeys.revokedKeys.known(key.id), false, 'the check is answered from memory')
 
   await gqlOk(app, REVOKE, { id: key.id })
   for (const token of tokens) t.equal(await meCode(app, token), 'AUTHENTICATION_ERROR', 'refused at once after the revocation')
   t.equal(await meCode(app, key.secret), 'AUTHENTICATION_ERROR', 'the key itself too')
-  t.equal(app.deps.services.apiKeys.revocations.known(key.id), true)
+  t.equal(app.deps.services.apiKeys.revokedKeys.known(key.id), true)
   t.equal(await meCode(app, other), 'OK', 'a token of another key is untouched')
   const rest = await app.inject({ method: 'GET', url: '/api/v1/serials', headers: { authorization: `Bearer ${tokens[0]}` } })
   t.equal(rest.statusCode, 401, 'REST refuses it as well')
@@ -89,6 +89,6 @@ t.test('a revocation on one instance ends the key\'s tokens on the other, also f
   const later = await build(t, { background: false, env: { REDIS_PREFIX: a.deps.config.redis!.prefix } })
   // Start-up waits for the bus's first heartbeat, so memory can answer from the first request.
   t.equal(later.deps.bus.healthy(), true, 'a new instance hears the bus once it is built')
-  t.equal(later.deps.services.apiKeys.revocations.known(key.id), true, 'a new instance loads revoked keys at start')
+  t.equal(later.deps.services.apiKeys.revokedKeys.known(key.id), true, 'a new instance loads revoked keys at start')
   t.equal(await meCode(later, issueToken.token), 'AUTHENTICATION_ERROR')
 })

@@ -64,7 +64,7 @@ t.test('Redis down: revocations through one instance reach the other within the 
   await until(() => a.deps.bus.healthy() && b.deps.bus.healthy(), 'both buses to be heard again', 15_000)
   await until(() => heardOnB.includes(key.id), 'B to hear the revocation it missed', 15_000)
   t.same(heardOnB, [key.id], 'onCredentialRevoked fired on B once, after the outage')
-  await until(() => b.deps.services.apiKeys.revocations.known(key.id) === true, 'B to answer from memory again', 15_000)
+  await until(() => b.deps.services.apiKeys.revokedKeys.known(key.id) === true, 'B to answer from memory again', 15_000)
   t.pass('B answers from memory again (the revoked set was reloaded)')
 
   // Invalidation through the bus works again: B caches, A revokes, B follows.

@@ -14,6 +14,8 @@ import { tablesInOrder } from '../../src/domain/operations/backup.ts'
 import { migrationsFolder, queryRows, type Db } from '../../src/infra/database.ts'
 import { DEFAULT_PARTITION, dropExpiredUsagePartitions, ensureUsagePartitions, listUsagePartitions, monthStart, partitionName } from '../../src/domain/usage/partitions.ts'
 import { insertUsageBatch } from '../../src/domain/usage/usage-writer.ts'
+import { maintainUsagePartitions, maintainUsagePartitionsJob } from '../../src/jobs/maintain-usage-partitions.ts'
+import { startSchedule } from '../../src/jobs/schedule.ts'
 import { build, createClient, createSerial, databaseUrl, gqlOk, TEST_DATA_DIR } from '../helper.ts'
 import { freshDatabase } from '../security/fresh-database.ts'
 
@@ -24,6 +26,10 @@ async function app (t: Parameters<typeof build>[0], env: Record<string, string> 
   const database = url ?? await freshDatabase(t)
   return build(t, { background: false, env: { ...(database ? { DATABASE_URL: database } : {}), ...env } })
 }
+
+const partitionDeps = (server: FastifyInstance) => ({ db: server.deps.database.db, log: server.log, retentionDays: server.deps.config.usageRetentionDays })
+/** One run of the maintain-usage-partitions job's work, with its report. */
+const maintain = (server: FastifyInstance) => maintainUsagePartitions(partitionDeps(server), new Date())
 
 async function partitionOf (db: Db, id: string): Promise<string | undefined> {
   const [row] = await queryRows<{ p: string }>(db, sql`select tableoid::regclass::text as p from usage_events where id = ${id}`)
@@ -143,7 +149,7 @@ t.test('USAGE_RETENTION_DAYS drops whole old months, never the DEFAULT partition
   t.ok((await partitionNames(db)).includes(DEFAULT_PARTITION))
   t.equal(await partitionOf(db, old[0]!.id), DEFAULT_PARTITION, 'rows in the DEFAULT partition are kept')
 
-  const { ensured, retention } = await server.deps.services.scheduler.maintainUsagePartitions()
+  const { ensured, retention } = await maintain(server)
   t.same(ensured.created, [partitionName(oldMonth), partitionName(monthStart(now, -1))], 'old months get their partitions first')
   t.equal(ensured.moved, 3)
   t.same(retention?.dropped, [partitionName(oldMonth)], 'the old month is dropped')
@@ -161,25 +167,25 @@ t.test('USAGE_RETENTION_DAYS drops whole old months, never the DEFAULT partition
   { c: client.id, since: oldDay.toISOString(), until: new Date(oldDay.getTime() + DAY_MS).toISOString() })
   t.match(patterns.usagePatterns, [{ bucket: oldDay.toISOString(), usageEvents: 2, quantity: 7, distinctDevices: 2 }])
 
-  const again = await server.deps.services.scheduler.maintainUsagePartitions()
+  const again = await maintain(server)
   t.same([again.ensured.created, again.retention?.dropped], [[], []], 'idempotent')
 })
 
-t.test('without USAGE_RETENTION_DAYS nothing is dropped; the scheduler creates partitions at start', async (t) => {
+t.test('without USAGE_RETENTION_DAYS nothing is dropped; the schedule creates partitions at start', async (t) => {
   const server = await app(t)
   t.equal(server.deps.config.usageRetentionDays, undefined)
   const db = server.deps.database.db
   const next = partitionName(monthStart(new Date(), 1))
   await db.execute(sql`drop table ${sql.identifier(next)}`)
   await db.execute(sql`drop table ${sql.identifier(DEFAULT_PARTITION)}`)
-  const stop = server.deps.services.scheduler.start()
+  const stop = startSchedule([maintainUsagePartitionsJob(partitionDeps(server))], { db, log: server.log })
   t.teardown(stop)
   const deadline = Date.now() + 20_000
   const done = async () => { const names = await partitionNames(db); return names.includes(next) && names.includes(DEFAULT_PARTITION) }
   while (!await done() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
   t.ok((await partitionNames(db)).includes(next), 'recreated at start-up')
   t.ok((await partitionNames(db)).includes(DEFAULT_PARTITION), 'the DEFAULT partition too')
-  const report = await server.deps.services.scheduler.maintainUsagePartitions()
+  const report = await maintain(server)
   t.equal(report.retention, null, 'retention off')
 })
 
@@ -206,7 +212,7 @@ t.test('a partition change waits for its locks a few seconds at most; writes go 
   })
   await isLocked
   const started = Date.now()
-  const blocked = server.deps.services.scheduler.maintainUsagePartitions()
+  const blocked = maintain(server)
   const res = await server.inject({ method: 'POST', url: '/api/v1/serials/usage', payload: { serialNumber: serial.serialNumber, deviceId: 'pc-1' } })
   t.equal(res.statusCode, 201, 'a usage write is not held up')
   const report = await blocked
@@ -214,7 +220,7 @@ t.test('a partition change waits for its locks a few seconds at most; writes go 
   t.ok(Date.now() - started < 10_000, `gave up after ${Date.now() - started} ms`)
   release()
   await reader
-  t.same((await server.deps.services.scheduler.maintainUsagePartitions()).ensured.created, [next], 'made at the next run')
+  t.same((await maintain(server)).ensured.created, [next], 'made at the next run')
 })
 
 t.test('a bad USAGE_RETENTION_DAYS stops start-up with one line', async (t) => {

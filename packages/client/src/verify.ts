@@ -112,6 +112,8 @@ export function checkLicenseClaims (payload: LicensePayload, options: { deviceId
 /** JSON with object keys sorted at every level: the byte string that answer signatures cover. */
 export function canonicalJson (value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null'
+  // As JSON.stringify writes a Date (the service signs and hashes values that hold them).
+  if (value instanceof Date) return JSON.stringify(value.toISOString())
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
   const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)
   return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`

@@ -2,7 +2,7 @@
 // and hour or minute), computed in SQL on the read database (DATABASE_READ_URL when set).
 import { sql } from 'drizzle-orm'
 import { z } from 'zod'
-import { canSeeClient, type Actor } from '../../kernel/access.ts'
+import { canSeeClient, clientScope, NO_CLIENT, type Actor } from '../../kernel/access.ts'
 import { queryRows } from '../../infra/database.ts'
 import type { Deps } from '../deps.ts'
 import { FeatureDisabledError, NotFoundError, ValidationError } from '../../kernel/errors.ts'
@@ -119,9 +119,9 @@ export function createAnalyticsService (deps: Deps) {
       await requireClient(actor, clientId)
       return clientId
     }
-    if (actor.role === 'ADMIN' || actor.role === 'AUDITOR') return null
-    if (actor.role === 'MANAGER' && actor.clientId) return actor.clientId
-    throw new NotFoundError('client not found')
+    const scope = clientScope(actor)
+    if (scope === NO_CLIENT) throw new NotFoundError('client not found')
+    return scope
   }
 
   return {

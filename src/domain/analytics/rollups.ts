@@ -3,6 +3,7 @@
 // migration's backfill holds the same statements, and bench/seed-analytics.ts runs them after
 // seeding in SQL.
 import { sql } from 'drizzle-orm'
+import { ADVISORY_LOCKS } from '../../infra/advisory-locks.ts'
 import type { Db } from '../../infra/database.ts'
 
 // validation_client_minutely is not rebuilt here: validation_stats holds hours, not minutes. The
@@ -30,13 +31,10 @@ export const REBUILD_ROLLUPS = [
     select client_id, hour, code, sum(count) from validation_stats group by client_id, hour, code`
 ]
 
-/** Serialises rebuilds (two at once would insert the same rollup rows twice). */
-const REBUILD_LOCK = 727_017
-
 /** One transaction: a failure half-way leaves the rollups as they were, never emptied. */
 export async function rebuildRollups (db: Db): Promise<void> {
   await db.transaction(async (tx) => {
-    await tx.execute(sql`select pg_advisory_xact_lock(${REBUILD_LOCK})`)
+    await tx.execute(sql`select pg_advisory_xact_lock(${ADVISORY_LOCKS.rollupRebuild})`)
     for (const statement of REBUILD_ROLLUPS) await tx.execute(statement)
   })
 }

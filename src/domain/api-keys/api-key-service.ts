@@ -4,13 +4,13 @@ import { and, asc, eq, inArray, isNull } from 'drizzle-orm'
 import { z } from 'zod'
 import { apiKeys, clients } from '../../../schema/index.ts'
 import { appendAudit } from '../audit/audit-log.ts'
-import { ROLES, type Actor, type RequestMeta, type Role } from '../../kernel/access.ts'
+import { canSeeClientOf, clientScope, requireRole, ROLES, type Actor, type RequestMeta, type Role } from '../../kernel/access.ts'
 import { lookupHash, safeEqual } from '../../infra/crypto.ts'
 import type { Deps } from '../deps.ts'
-import { AuthorizationError, NotFoundError, ValidationError } from '../../kernel/errors.ts'
+import { NotFoundError, ValidationError } from '../../kernel/errors.ts'
 import { newId } from '../../kernel/ids.ts'
 import { dateInput, parseInput } from '../../kernel/input.ts'
-import { createKeyRevocations } from './revoked-keys.ts'
+import { createRevokedKeySet } from './revoked-keys.ts'
 
 export type ApiKeyRow = typeof apiKeys.$inferSelect
 export type ApiKeyView = Omit<ApiKeyRow, 'secretHash'>
@@ -35,19 +35,19 @@ const idInput = z.object({ id: z.string().min(1).max(64) })
 export function createApiKeyService (deps: Deps) {
   const { database, config, cache, bus, clock, log } = deps
   const db = database.db
-  const revocations = createKeyRevocations({ db, bus, onError: (error) => log.warn({ err: error }, 'API key revocation list reload failed') })
+  const revokedKeys = createRevokedKeySet({ db, bus, onError: (error) => log.warn({ err: error }, 'revoked API keys reload failed') })
   const adminHash = config.adminApiKey ? lookupHash(config.pepper, config.adminApiKey) : undefined
   const view = ({ secretHash: _hash, ...rest }: ApiKeyRow): ApiKeyView => rest
   const lastUsed = new Map<string, Date>()
 
   return {
     view,
-    revocations,
+    revokedKeys,
 
     /** Creates a key; the secret is returned here and never again. */
     async create (actor: Actor | null, meta: RequestMeta | undefined, input: unknown): Promise<{ apiKey: ApiKeyView, secret: string }> {
       const data = parseInput(createInput, input)
-      if (actor && actor.role !== 'ADMIN') throw new AuthorizationError('only ADMIN may create API keys')
+      if (actor) requireRole(actor, ['ADMIN'], 'create API keys')
       if (data.role === 'MANAGER' && !data.clientId) throw new ValidationError('Validation failed', [{ field: 'clientId', message: 'is required for a MANAGER key' }])
       if (data.role !== 'MANAGER' && data.clientId) throw new ValidationError('Validation failed', [{ field: 'clientId', message: 'only MANAGER keys belong to one client' }])
       if (data.expiresAt && data.expiresAt.getTime() <= clock().getTime()) throw new ValidationError('Validation failed', [{ field: 'expiresAt', message: 'must be in the future' }])
@@ -77,7 +77,7 @@ export function createApiKeyService (deps: Deps) {
 
     async revoke (actor: Actor, meta: RequestMeta | undefined, input: unknown): Promise<ApiKeyView> {
       const { id } = parseInput(idInput, input)
-      if (actor.role !== 'ADMIN') throw new AuthorizationError('only ADMIN may revoke API keys')
+      requireRole(actor, ['ADMIN'], 'revoke API keys')
       let newlyRevoked = false
       const row = await db.transaction(async (tx) => {
         const [updated] = await tx.update(apiKeys).set({ revokedAt: clock() }).where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt))).returning()
@@ -92,7 +92,7 @@ export function createApiKeyService (deps: Deps) {
       })
       // The key and every JWT issued from it stop working on every instance, and open
       // subscriptions authenticated by either are told (onRevoked listeners).
-      if (newlyRevoked) await revocations.revoked(row.id)
+      if (newlyRevoked) await revokedKeys.revoked(row.id)
       await cache.invalidate([authCacheKey(row.secretHash), keyStateCacheKey(row.id)])
       return view(row)
     },
@@ -104,13 +104,13 @@ export function createApiKeyService (deps: Deps) {
       // As in list: a MANAGER sees its own client's keys, ADMIN and AUDITOR every key.
       return ids.map((id) => {
         const row = byId.get(id)
-        const visible = row && (actor.role === 'ADMIN' || actor.role === 'AUDITOR' || (actor.role === 'MANAGER' && row.clientId !== null && row.clientId === actor.clientId))
-        return row && visible ? view(row) : null
+        return row && canSeeClientOf(actor, row.clientId) ? view(row) : null
       })
     },
 
     async list (actor: Actor): Promise<ApiKeyView[]> {
-      const where = actor.role === 'MANAGER' ? eq(apiKeys.clientId, actor.clientId ?? '') : undefined
+      const scope = clientScope(actor)
+      const where = scope === null ? undefined : eq(apiKeys.clientId, scope)
       const rows = await db.select().from(apiKeys).where(where).orderBy(asc(apiKeys.id))
       return rows.map(view)
     },
@@ -126,13 +126,13 @@ export function createApiKeyService (deps: Deps) {
       if (!cached) {
         const [row] = await db.select().from(apiKeys).where(and(eq(apiKeys.secretHash, hash), isNull(apiKeys.revokedAt))).limit(1)
         if (!row) return null
-        revocations.remember(row.id, true)
+        revokedKeys.remember(row.id, true)
         cached = { id: row.id, role: row.role as Role, clientId: row.clientId, expiresAt: row.expiresAt?.getTime() ?? null, hash: row.secretHash }
         await cache.set(key, cached, AUTH_CACHE_TTL_S)
       }
       if (!safeEqual(cached.hash, hash)) return null
       // Belt and braces: the cached entry is dropped on revocation, the set knows at once.
-      if (revocations.known(cached.id) === true) return null
+      if (revokedKeys.known(cached.id) === true) return null
       const now = clock()
       if (cached.expiresAt !== null && cached.expiresAt <= now.getTime()) return null
       lastUsed.set(cached.id, now)
@@ -145,14 +145,14 @@ export function createApiKeyService (deps: Deps) {
      * at most 2 s while the bus is silent.
      */
     async isActive (keyId: string): Promise<boolean> {
-      const known = revocations.known(keyId)
+      const known = revokedKeys.known(keyId)
       if (known !== undefined) return !known
       const key = keyStateCacheKey(keyId)
       const cached = cache.getLocal<{ active: boolean }>(key) ?? await cache.get<{ active: boolean }>(key)
       if (cached) return cached.active
       const [row] = await db.select({ revokedAt: apiKeys.revokedAt }).from(apiKeys).where(eq(apiKeys.id, keyId)).limit(1)
       const active = Boolean(row) && row!.revokedAt === null
-      if (row) revocations.remember(keyId, active)
+      if (row) revokedKeys.remember(keyId, active)
       await cache.set(key, { active }, KEY_STATE_TTL_S)
       return active
     },

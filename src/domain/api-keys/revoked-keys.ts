@@ -1,19 +1,17 @@
 // API key states (revoked, or known to be active), held in memory on every instance: a JWT is
 // checked against the key it was issued from without a database read. Kept current through the event bus; re-read from the
 // database at start, whenever the bus is heard again after an outage (messages may have been
-// missed), and every REFRESH_MS as a last resort (e.g. the revoking instance died before it
-// could publish). While the bus is silent the set cannot be trusted and callers ask the database.
+// missed), and every minute as a last resort by the refresh-revoked-keys job (e.g. the revoking
+// instance died before it could publish). While the bus is silent the set cannot be trusted and callers ask the database.
 import { apiKeys } from '../../../schema/index.ts'
 import type { Db } from '../../infra/database.ts'
 import type { IEventBus } from '../../infra/event-bus.ts'
 
 export const KEY_REVOKED_TOPIC = 'auth/key-revoked'
-/** Safety-net reload of the revoked ids, in ms. */
-const REFRESH_MS = 60_000
 
 export type RevokedListener = (keyId: string) => void
 
-export interface KeyRevocations {
+export interface RevokedKeySet {
   /** true = revoked, false = active, undefined = memory cannot answer now (ask the database). */
   known (keyId: string): boolean | undefined
   /** Records what the database said about a key memory could not answer for. */
@@ -22,11 +20,13 @@ export interface KeyRevocations {
   revoked (keyId: string): Promise<void>
   /** Fires once per instance for each key revoked from now on (wherever it was revoked). */
   onRevoked (listener: RevokedListener): () => void
+  /** Re-reads every key's state from the database (the periodic safety net calls this). */
+  load (): Promise<void>
   start (): Promise<void>
   stop (): Promise<void>
 }
 
-export function createKeyRevocations ({ db, bus, onError = () => {} }: { db: Db, bus: IEventBus, onError?: (error: unknown) => void }): KeyRevocations {
+export function createRevokedKeySet ({ db, bus, onError = () => {} }: { db: Db, bus: IEventBus, onError?: (error: unknown) => void }): RevokedKeySet {
   const ids = new Set<string>()
   /** Keys seen in the database without revokedAt. Never holds a revoked id. */
   const active = new Set<string>()
@@ -35,7 +35,6 @@ export function createKeyRevocations ({ db, bus, onError = () => {} }: { db: Db,
   const unsent = new Set<string>()
   let loaded = false
   let started = false
-  let timer: NodeJS.Timeout | undefined
   let unsubscribe = async () => {}
   let stopHealth = () => {}
 
@@ -97,6 +96,7 @@ export function createKeyRevocations ({ db, bus, onError = () => {} }: { db: Db,
       listeners.add(listener)
       return () => { listeners.delete(listener) }
     },
+    load,
     async start () {
       if (started) return
       started = true
@@ -111,12 +111,9 @@ export function createKeyRevocations ({ db, bus, onError = () => {} }: { db: Db,
       await Promise.race([subscribed, new Promise((resolve) => { wait = setTimeout(resolve, 2000) })])
       clearTimeout(wait)
       await load()
-      timer = setInterval(() => { load().catch(onError) }, REFRESH_MS)
-      timer.unref()
     },
     async stop () {
       stopHealth()
-      if (timer) clearInterval(timer)
       await unsubscribe().catch(() => {})
     }
   }

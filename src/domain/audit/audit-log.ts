@@ -4,11 +4,11 @@ import { asc, desc, gt, sql } from 'drizzle-orm'
 import { auditLog } from '../../../schema/index.ts'
 import type { Actor, RequestMeta } from '../../kernel/access.ts'
 import { sha256Hex } from '../../infra/crypto.ts'
+import { ADVISORY_LOCKS } from '../../infra/advisory-locks.ts'
 import type { Executor } from '../../infra/database.ts'
 import { newId } from '../../kernel/ids.ts'
-import { canonicalJson } from '../../infra/signing.ts'
+import { canonicalJson } from '../../../packages/client/src/verify.ts'
 
-const AUDIT_LOCK = 727_002
 export const GENESIS_HASH = '0'.repeat(64)
 
 export interface AuditInput {
@@ -41,7 +41,7 @@ export function entryHash (prevHash: string, row: Omit<AuditRow, 'seq' | 'hash' 
 /** Appends entries (in order) inside the caller's transaction. */
 export async function appendAudit (tx: Executor, actor: Actor, meta: RequestMeta | undefined, entries: AuditInput[], now = new Date()): Promise<void> {
   if (entries.length === 0) return
-  await tx.execute(sql`select pg_advisory_xact_lock(${AUDIT_LOCK})`)
+  await tx.execute(sql`select pg_advisory_xact_lock(${ADVISORY_LOCKS.auditChain})`)
   const [last] = await tx.select({ hash: auditLog.hash }).from(auditLog).orderBy(desc(auditLog.seq)).limit(1)
   let prevHash = last?.hash ?? GENESIS_HASH
   const rows = entries.map((entry) => {

@@ -1,9 +1,8 @@
 import { and, desc, eq, gte, inArray, lt, lte, type SQL } from 'drizzle-orm'
 import { z } from 'zod'
 import { auditLog } from '../../../schema/index.ts'
-import type { Actor } from '../../kernel/access.ts'
+import { canSeeClientOf, clientScope, requireRole, type Actor } from '../../kernel/access.ts'
 import type { Deps } from '../deps.ts'
-import { AuthorizationError } from '../../kernel/errors.ts'
 import { decodeCursor, pageSize, toPage, type Page, type PageArgs } from '../../kernel/pagination.ts'
 import { dateInput, parseInput } from '../../kernel/input.ts'
 import { verifyAuditChain, type AuditVerification } from './audit-log.ts'
@@ -27,7 +26,8 @@ export function createAuditService (deps: Deps) {
       const size = pageSize(args.first)
       const after = decodeCursor(args.after)
       const where: SQL[] = []
-      if (actor.role === 'MANAGER') where.push(eq(auditLog.clientId, actor.clientId ?? ''))
+      const scope = clientScope(actor)
+      if (scope !== null) where.push(eq(auditLog.clientId, scope))
       if (filter?.actorId) where.push(eq(auditLog.actorId, filter.actorId))
       if (filter?.action) where.push(eq(auditLog.action, filter.action))
       if (filter?.targetId) where.push(eq(auditLog.targetId, filter.targetId))
@@ -39,7 +39,7 @@ export function createAuditService (deps: Deps) {
     },
 
     async verify (actor: Actor): Promise<AuditVerification> {
-      if (actor.role !== 'ADMIN' && actor.role !== 'AUDITOR') throw new AuthorizationError('only ADMIN and AUDITOR may verify the audit log')
+      requireRole(actor, ['ADMIN', 'AUDITOR'], 'verify the audit log')
       return verifyAuditChain(database.db)
     },
 
@@ -49,11 +49,9 @@ export function createAuditService (deps: Deps) {
       const rows = await database.db.select().from(auditLog).where(inArray(auditLog.id, [...ids]))
       const byId = new Map(rows.map((r) => [r.id, r]))
       // As in list: a MANAGER sees its own client's entries, ADMIN and AUDITOR every entry.
-      const visible = (row: AuditEntry): boolean => actor.role === 'ADMIN' || actor.role === 'AUDITOR' ||
-        (actor.role === 'MANAGER' && row.clientId !== null && row.clientId === actor.clientId)
       return ids.map((id) => {
         const row = byId.get(id)
-        return row && visible(row) ? row : null
+        return row && canSeeClientOf(actor, row.clientId) ? row : null
       })
     }
   }

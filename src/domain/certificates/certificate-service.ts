@@ -1,9 +1,10 @@
 // Offline licenses: a signed certificate binding a serial to one device until `exp`.
 import { z } from 'zod'
 import type { Deps } from '../deps.ts'
-import { NotFoundError, SerialModuleError, ValidationError } from '../../kernel/errors.ts'
+import { NotFoundError, ContractError, ValidationError } from '../../kernel/errors.ts'
 import { parseInput } from '../../kernel/input.ts'
-import { deviceIdSchema, type SerialService } from '../serials/serial-service.ts'
+import { deviceIdSchema } from '../serials/serial-state.ts'
+import type { ValidationService } from '../validation/validation-service.ts'
 import { capTtlDays } from '../policies/lease-rules.ts'
 import type { LicensePayload } from './verify-license-certificate.ts'
 
@@ -17,15 +18,15 @@ export interface LicenseCertificate { certificate: string, algorithm: string, ke
 
 export const DEFAULT_TTL_DAYS = 30
 
-export function createCertificateService (deps: Deps & { serials: SerialService }) {
+export function createCertificateService (deps: Deps & { validation: Pick<ValidationService, 'validate'> }) {
   const { signer, clock } = deps
   return {
     async issue (input: unknown): Promise<LicenseCertificate> {
       const data = parseInput(issueInput, input)
-      const { result, serial, policy } = await deps.serials.validate({ serialNumber: data.serialNumber, deviceId: data.deviceId })
+      const { result, serial, policy } = await deps.validation.validate({ serialNumber: data.serialNumber, deviceId: data.deviceId })
       if (result.code === 'INVALID_FORMAT') throw new ValidationError('Validation failed', [{ field: 'serialNumber', message: 'Invalid format' }])
       if (result.code === 'NOT_FOUND' || !serial) throw new NotFoundError('serial not found')
-      if (!result.valid) throw new SerialModuleError('FORBIDDEN', `certificate refused: serial is ${result.code} for this device`)
+      if (!result.valid) throw new ContractError('FORBIDDEN', `certificate refused: serial is ${result.code} for this device`)
       const now = clock().getTime()
       // The policy's offlineTtlDays caps how long a device may run without asking again.
       let exp = now + capTtlDays(data.ttlDays ?? DEFAULT_TTL_DAYS, policy?.offlineTtlDays ?? null) * 86_400_000

@@ -3,7 +3,7 @@ import { z } from 'zod'
 import { clients } from '../../../schema/index.ts'
 import { appendAudit } from '../audit/audit-log.ts'
 import { writeEvents, type DomainEventType } from '../../events/domain-events.ts'
-import { canSeeClient, type Actor, type RequestMeta } from '../../kernel/access.ts'
+import { canSeeClient, clientScope, requireRole, type Actor, type RequestMeta } from '../../kernel/access.ts'
 import type { Deps } from '../deps.ts'
 import { pgErrorCode } from '../../infra/database.ts'
 import { ConflictError, NotFoundError, AuthorizationError } from '../../kernel/errors.ts'
@@ -51,7 +51,7 @@ export function createClientService (deps: Deps) {
     return row
   }
 
-  async function changeStatus (actor: Actor, meta: RequestMeta | undefined, input: unknown, status: ClientStatus, event: DomainEventType): Promise<ClientView> {
+  async function changeStatus (actor: Actor, meta: RequestMeta | undefined, input: unknown, status: ClientStatus, event: Extract<DomainEventType, 'client.suspended' | 'client.reinstated'>): Promise<ClientView> {
     const { id } = parseInput(idInput, input)
     requireAdmin(actor, id)
     const row = await db.transaction(async (tx) => {
@@ -68,8 +68,8 @@ export function createClientService (deps: Deps) {
 
   function requireAdmin (actor: Actor, clientId?: string): void {
     // Another client's object is NOT_FOUND for a MANAGER, never FORBIDDEN (no existence oracle).
-    if (clientId !== undefined && actor.role === 'MANAGER' && actor.clientId !== clientId) throw new NotFoundError(`client ${clientId} not found`)
-    if (actor.role !== 'ADMIN') throw new AuthorizationError('only ADMIN may manage clients')
+    if (clientId !== undefined && actor.role === 'MANAGER' && !canSeeClient(actor, clientId)) throw new NotFoundError(`client ${clientId} not found`)
+    requireRole(actor, ['ADMIN'], 'manage clients')
   }
 
   return {
@@ -107,7 +107,7 @@ export function createClientService (deps: Deps) {
       const data = parseInput(updateInput, input)
       // A MANAGER keeps its own client's record current (name, contact email); its quota and status
       // are the vendor's to set. Another client's record stays NOT_FOUND (requireAdmin's rule).
-      const ownRecord = actor.role === 'MANAGER' && actor.clientId === data.id
+      const ownRecord = actor.role === 'MANAGER' && canSeeClient(actor, data.id)
       if (!ownRecord) requireAdmin(actor, data.id)
       else if (data.quotaPerMinute !== undefined) throw new AuthorizationError('a MANAGER may change its client\'s name and contact email, not its quota')
       const changes: Partial<typeof clients.$inferInsert> = {}
@@ -150,7 +150,8 @@ export function createClientService (deps: Deps) {
       const size = pageSize(args.first)
       const after = decodeCursor(args.after)
       const where: SQL[] = []
-      if (actor.role === 'MANAGER') where.push(eq(clients.id, actor.clientId ?? ''))
+      const scope = clientScope(actor)
+      if (scope !== null) where.push(eq(clients.id, scope))
       if (filter?.status) where.push(eq(clients.status, filter.status))
       if (filter?.search) where.push(ilike(clients.name, `%${filter.search.replace(/[%_\\]/g, '\\$&')}%`))
       if (after) where.push(gt(clients.id, after))

@@ -1,5 +1,7 @@
 import { builder } from '../../graphql/builder.ts'
+import { connectionType, forwardArgs, pageArgs, toConnection } from '../../graphql/connection.ts'
 import { NodeRef } from '../../graphql/node.ts'
+import { SerialRef } from '../serials/serial-graphql.ts'
 import type { DeviceView } from './device-service.ts'
 
 export const DeviceRef = builder.objectRef<DeviceView>('Device').implement({
@@ -17,6 +19,15 @@ export const DeviceRef = builder.objectRef<DeviceView>('Device').implement({
     validationCount: t.exposeInt('validationCount', { description: 'Validations from this device (may lag a few seconds)' })
   })
 })
+
+const DeviceConnection = connectionType(DeviceRef, 'Device', 'devices')
+
+builder.objectField(SerialRef, 'devices', (t) => t.field({
+  type: DeviceConnection,
+  description: 'Devices that have used this serial, oldest first',
+  args: { ...forwardArgs(t.arg), active: t.arg.boolean({ description: 'Only active (true) or released (false) devices' }) },
+  resolve: async (serial, args, ctx) => toConnection(await ctx.services.devices.listForSerial(serial.id, pageArgs(args), args.active), (d) => d.id)
+}))
 
 const ReleaseDeviceInput = builder.inputType('ReleaseDeviceInput', {
   description: 'A device giving up its slot on a serial',

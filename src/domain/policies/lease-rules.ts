@@ -1,7 +1,5 @@
 // Pure lease arithmetic for floating policies: no I/O, `now` passed in (epoch ms).
-
-/** The part of a policy the lease rules need. */
-export interface LeaseTerms { floating: boolean, heartbeatSeconds: number, heartbeatGraceSeconds: number }
+import type { LeaseTerms } from '../cached-state.ts'
 
 /** When a lease renewed at `now` lapses; null for node-locked slots, which never lapse. */
 export function leaseUntil (terms: LeaseTerms | null, now: number): number | null {

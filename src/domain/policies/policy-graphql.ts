@@ -1,7 +1,5 @@
-import DataLoader from 'dataloader'
-import { builder } from '../../graphql/builder.ts'
+import { builder, type InputFieldBuilder } from '../../graphql/builder.ts'
 import { connectionType, forwardArgs, pageArgs, toConnection } from '../../graphql/connection.ts'
-import type { GraphQLContext } from '../../graphql/context.ts'
 import { NodeRef } from '../../graphql/node.ts'
 import type { PolicyView } from './policy-service.ts'
 
@@ -26,23 +24,7 @@ export const PolicyRef = builder.objectRef<PolicyView>('Policy').implement({
 
 const PolicyConnection = connectionType(PolicyRef, 'Policy', 'policies')
 
-const loaders = new WeakMap<object, DataLoader<string, PolicyView | null>>()
-
-/** Per-request loader: a page of serials costs one policy query, not one per serial. */
-export function policyLoader (ctx: GraphQLContext): DataLoader<string, PolicyView | null> {
-  let loader = loaders.get(ctx)
-  if (!loader) {
-    loader = new DataLoader(async (ids) => {
-      const rows = await ctx.services.policies.byIds(ids)
-      const byId = new Map(rows.map((r) => [r.id, r]))
-      return ids.map((id) => byId.get(id) ?? null)
-    })
-    loaders.set(ctx, loader)
-  }
-  return loader
-}
-
-const policyFields = (t: PothosSchemaTypes.InputFieldBuilder<PothosSchemaTypes.ExtendDefaultTypes<object> & any, 'InputObject'>, create: boolean) => ({
+const policyFields = (t: InputFieldBuilder, create: boolean) => ({
   name: t.string({ required: create, description: 'Vendor\'s name for the policy (1–100 characters)' }),
   maxDevices: t.int({ required: create, description: 'Device limit of its serials (1–100,000)' }),
   durationDays: t.int({ description: 'Days from a serial\'s creation to its expiry; null = never expires' }),

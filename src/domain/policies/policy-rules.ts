@@ -1,6 +1,5 @@
-// Pure policy rules: entitlement codes and the terms the validation hot path reads.
+// Pure policy rules: entitlement codes, the activation window and policy expiry.
 import { z } from 'zod'
-import type { LeaseTerms } from './lease-rules.ts'
 
 /** Entitlement code: 1–64 of A-Z 0-9 _ . - (input is case-insensitive, stored upper-case). */
 export const entitlementSchema = z.string().trim().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1–64 characters of A-Z 0-9 _ . -').transform((s) => s.toUpperCase())
@@ -8,15 +7,8 @@ export const entitlementSchema = z.string().trim().regex(/^[A-Za-z0-9_.-]{1,64}$
 /** Upper-cased, duplicates dropped, sorted: the same set always prints the same way. */
 export const entitlementsSchema = z.array(entitlementSchema).max(100).transform((list) => [...new Set(list)].sort())
 
-/** The policy's rules as the hot path needs them; cached in L1/L2 under `p:<policyId>`. */
-export interface PolicyTerms extends LeaseTerms {
-  id: string
-  /** null = unlimited */
-  maxActivationsPerDay: number | null
-  /** null = no cap beyond the certificate maximum */
-  offlineTtlDays: number | null
-  entitlements: string[]
-}
+/** Length of the activation-cap window (maxActivationsPerDay), in ms: rolling, not per calendar day. */
+export const ACTIVATION_WINDOW_MS = 86_400_000
 
 /** Expiry of a serial created at `createdAt` under a policy lasting `durationDays` (null = never). */
 export function policyExpiry (createdAt: Date, durationDays: number | null): Date | null {

@@ -6,14 +6,15 @@ import { z } from 'zod'
 import { devices, policies, serials } from '../../../schema/index.ts'
 import { appendAudit } from '../audit/audit-log.ts'
 import { writeEvents } from '../../events/domain-events.ts'
-import type { Actor, RequestMeta } from '../../kernel/access.ts'
+import { requireRole, type Actor, type RequestMeta } from '../../kernel/access.ts'
 import type { Deps } from '../deps.ts'
-import { AuthorizationError, NotFoundError } from '../../kernel/errors.ts'
+import { NotFoundError } from '../../kernel/errors.ts'
 import { newId } from '../../kernel/ids.ts'
 import { decodeCursor, pageSize, toPage, type Page, type PageArgs } from '../../kernel/pagination.ts'
 import { parseInput } from '../../kernel/input.ts'
-import { CACHE_TTL_S, policyCacheKey, serialCacheKey } from '../serials/serial-state.ts'
-import { entitlementsSchema, type PolicyTerms } from './policy-rules.ts'
+import { readThrough } from '../../infra/cache.ts'
+import { policyTermsCache, serialStateCache, type PolicyTerms } from '../cached-state.ts'
+import { entitlementsSchema } from './policy-rules.ts'
 
 export type PolicyRow = typeof policies.$inferSelect
 export type PolicyView = PolicyRow
@@ -64,32 +65,24 @@ export const termsOf = (row: PolicyRow): PolicyTerms => ({
   entitlements: row.entitlements
 })
 
-/** Loads the terms of one policy through the caches; undefined when it does not exist. */
-export async function loadPolicyTerms (deps: Pick<Deps, 'cache' | 'database'>, policyId: string): Promise<PolicyTerms | undefined> {
-  const key = policyCacheKey(policyId)
-  const cached = deps.cache.getLocal<PolicyTerms>(key) ?? await deps.cache.get<PolicyTerms>(key)
-  if (cached) return cached
-  const [row] = await deps.database.lookupDb.select().from(policies).where(eq(policies.id, policyId)).limit(1)
-  if (!row) return undefined
-  const terms = termsOf(row)
-  void deps.cache.set(key, terms, CACHE_TTL_S)
-  return terms
+/** The terms of one policy through the caches (an L1 hit without a promise); undefined when it does not exist. */
+export function loadPolicyTerms (deps: Pick<Deps, 'cache' | 'database'>, policyId: string): PolicyTerms | Promise<PolicyTerms | undefined> {
+  return readThrough(deps.cache, policyTermsCache, [policyId], async () => {
+    const [row] = await deps.database.lookupDb.select().from(policies).where(eq(policies.id, policyId)).limit(1)
+    return row ? termsOf(row) : undefined
+  })
 }
 
 export function createPolicyService (deps: Deps) {
   const { database, cache, clock } = deps
   const db = database.db
 
-  function requireAdmin (actor: Actor): void {
-    if (actor.role !== 'ADMIN') throw new AuthorizationError('only ADMIN may change policies')
-  }
-
   return {
     terms: (policyId: string) => loadPolicyTerms(deps, policyId),
 
     async create (actor: Actor, meta: RequestMeta | undefined, input: unknown): Promise<PolicyView> {
       const data = parseInput(createInput, input)
-      requireAdmin(actor)
+      requireRole(actor, ['ADMIN'], 'change policies')
       const now = clock()
       const row = await db.transaction(async (tx) => {
         const [inserted] = await tx.insert(policies).values({
@@ -117,7 +110,7 @@ export function createPolicyService (deps: Deps) {
 
     async update (actor: Actor, meta: RequestMeta | undefined, input: unknown): Promise<PolicyView> {
       const data = parseInput(updateInput, input)
-      requireAdmin(actor)
+      requireRole(actor, ['ADMIN'], 'change policies')
       const { id, ...rest } = data
       // Only the fields the caller sent; null on a non-nullable field means "leave it".
       const changes = Object.fromEntries(Object.entries(rest).filter(([k, v]) => v !== undefined && (v !== null || k === 'durationDays' || k === 'maxActivationsPerDay' || k === 'offlineTtlDays'))) as Partial<PolicyRow>
@@ -155,10 +148,10 @@ export function createPolicyService (deps: Deps) {
         return { row: updated!, touched }
       })
       deps.eventsWritten()
-      const keys = [policyCacheKey(id)]
+      const keys = [policyTermsCache.key(id)]
       if (result.touched) {
         const rows = await db.select({ numberHash: serials.numberHash }).from(serials).where(eq(serials.policyId, id))
-        keys.push(...rows.map((r) => serialCacheKey(r.numberHash)))
+        keys.push(...rows.map((r) => serialStateCache.key(r.numberHash)))
       }
       // One bus message per chunk keeps each message small; every instance drops its L1 copies.
       for (let i = 0; i < keys.length; i += 1000) await cache.invalidate(keys.slice(i, i + 1000))

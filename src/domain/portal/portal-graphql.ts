@@ -1,17 +1,5 @@
 import { builder } from '../../graphql/builder.ts'
-import type { Services } from '../../main/compose.ts'
-import { createPortalService, type LicenseDevice, type LicenseStatus, type PortalService } from './portal-service.ts'
-
-/** One portal service per service set (per app instance), built over its existing services. */
-const portals = new WeakMap<Services, PortalService>()
-function portalOf (services: Services): PortalService {
-  let portal = portals.get(services)
-  if (!portal) {
-    portal = createPortalService(services)
-    portals.set(services, portal)
-  }
-  return portal
-}
+import type { LicenseDevice, LicenseStatus } from './portal-service.ts'
 
 const LicenseDeviceRef = builder.objectRef<LicenseDevice>('LicenseDevice').implement({
   description: 'A device holding one of a serial\'s slots, as its license holder sees it',
@@ -43,5 +31,5 @@ builder.queryField('licenseStatus', (t) => t.field({
   type: LicenseStatusRef,
   description: 'Public: a serial\'s status, expiry, entitlements and devices; the serial number is the credential (per-IP limits apply, every look-up audited)',
   args: { serialNumber: t.arg.string({ required: true, description: 'The full serial number, in any accepted spelling' }) },
-  resolve: (_root, { serialNumber }, ctx) => portalOf(ctx.services).licenseStatus(serialNumber, ctx.meta)
+  resolve: (_root, { serialNumber }, ctx) => ctx.services.portal.licenseStatus(serialNumber, ctx.meta)
 }))

@@ -3,7 +3,9 @@
 // for validation; the look-up goes through the audited serialByNumber path under the portal's own
 // read-only actor, so every portal look-up is in the audit log like a support look-up.
 import type { Actor } from '../../kernel/access.ts'
-import type { Services } from '../../main/compose.ts'
+import type { DeviceService } from '../devices/device-service.ts'
+import type { PolicyService } from '../policies/policy-service.ts'
+import type { SerialService } from '../serials/serial-service.ts'
 
 export interface LicenseDevice { deviceId: string, firstSeenAt: Date, lastSeenAt: Date }
 
@@ -25,7 +27,7 @@ export const MAX_PORTAL_DEVICES = 100
 /** Reads every client's serials (the number proves the right to it) and changes nothing. */
 const PORTAL_ACTOR: Actor = Object.freeze({ kind: 'anonymous', id: 'portal', role: 'AUDITOR', clientId: null, keyId: null, expiresAt: null })
 
-export function createPortalService (services: Pick<Services, 'serials' | 'devices' | 'policies'>) {
+export function createPortalService (services: { serials: Pick<SerialService, 'getByNumber'>, devices: Pick<DeviceService, 'listForSerial'>, policies: Pick<PolicyService, 'terms'> }) {
   return {
     /** INVALID_FORMAT → VALIDATION_ERROR, unknown number → NOT_FOUND (counted as a failed look-up). */
     async licenseStatus (serialNumber: string, meta: { ip: string, requestId: string }): Promise<LicenseStatus> {

@@ -1,8 +1,6 @@
 // GET /revocations (under API_PREFIX): the signed revocation list, public like the public key.
 // Cached by clients with ETag / If-None-Match; the default per-IP rate limit applies.
 import type { FastifyPluginAsync } from 'fastify'
-import { eventTopic } from '../../events/domain-events.ts'
-import { createRevocationService } from './revocation-list-service.ts'
 
 const listResponse = {
   200: {
@@ -28,13 +26,8 @@ function matches (header: string | undefined, etag: string): boolean {
   })
 }
 
-export const revocationRoutes: FastifyPluginAsync = async (app) => {
-  const { database, signer, bus } = app.deps
-  const service = createRevocationService({ database, signer, clock: () => new Date() })
-  // Every instance hears revocations through the bus; a silent spell may have hidden some.
-  const unsubscribe = await bus.subscribe(eventTopic('serial.revoked', '+'), () => service.invalidate())
-  const offHealth = bus.onHealthChange((healthy) => { if (healthy) service.invalidate() })
-  app.addHook('onClose', async () => { offHealth(); await unsubscribe() })
+export const revocationListRoutes: FastifyPluginAsync = async (app) => {
+  const service = app.deps.services.revocationList
 
   app.get('/revocations', { schema: { response: listResponse }, helmet: false }, async (request, reply) => {
     const current = await service.current()

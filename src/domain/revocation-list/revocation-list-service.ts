@@ -4,6 +4,8 @@
 import { createHash } from 'node:crypto'
 import { and, asc, eq, gt, isNull, or } from 'drizzle-orm'
 import { serials } from '../../../schema/index.ts'
+import { eventTopic } from '../../events/domain-events.ts'
+import type { IEventBus } from '../../infra/event-bus.ts'
 import type { Deps } from '../deps.ts'
 
 /** The longest certificate the service issues (issueLicenseCertificate's ttlDays maximum). */
@@ -24,7 +26,7 @@ export interface RevocationList {
   etag: string
 }
 
-export function createRevocationService (deps: Pick<Deps, 'database' | 'signer' | 'clock'>) {
+export function createRevocationListService (deps: Pick<Deps, 'database' | 'signer' | 'clock'>) {
   const { signer, clock, database } = deps
   let current: { value: RevocationList, contentKey: string, checkedAt: number } | undefined
   let building: Promise<RevocationList> | undefined
@@ -76,8 +78,16 @@ export function createRevocationService (deps: Pick<Deps, 'database' | 'signer' 
     /** A serial was revoked (or events may have been missed): the next call asks the database. */
     invalidate (): void {
       if (current) current.checkedAt = -Infinity
+    },
+
+    /** Every instance hears revocations through the bus; a silent spell may have hidden some. Returns a stop. */
+    async listen (bus: IEventBus): Promise<() => Promise<void>> {
+      const invalidate = () => { if (current) current.checkedAt = -Infinity }
+      const unsubscribe = await bus.subscribe(eventTopic('serial.revoked', '+'), invalidate)
+      const offHealth = bus.onHealthChange((healthy) => { if (healthy) invalidate() })
+      return async () => { offHealth(); await unsubscribe() }
     }
   }
 }
 
-export type RevocationService = ReturnType<typeof createRevocationService>
+export type RevocationListService = ReturnType<typeof createRevocationListService>

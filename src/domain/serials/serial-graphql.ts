@@ -1,11 +1,9 @@
-import { builder } from '../../graphql/builder.ts'
+import { builder, type InputFieldBuilder } from '../../graphql/builder.ts'
 import { NodeRef } from '../../graphql/node.ts'
 import { connectionType, forwardArgs, pageArgs, toConnection } from '../../graphql/connection.ts'
 import { ClientRef } from '../clients/client-graphql.ts'
-import { DeviceRef } from '../devices/device-graphql.ts'
-import { PolicyRef, policyLoader } from '../policies/policy-graphql.ts'
-import { VALIDATION_CODES } from './serial-rules.ts'
-import type { IssuedSerial, SerialView, ValidationResult } from './serial-service.ts'
+import { PolicyRef } from '../policies/policy-graphql.ts'
+import type { IssuedSerial, SerialView } from './serial-service.ts'
 
 export const SerialStatusEnum = builder.enumType('SerialStatus', {
   description: 'Where a serial stands',
@@ -16,25 +14,6 @@ export const SerialStatusEnum = builder.enumType('SerialStatus', {
     EXPIRED: { description: 'Past its expiresAt (EXPIRED); extend it with updateSerial' }
   } as const
 })
-/** Every code gets a description; a code added to VALIDATION_CODES without one fails typecheck. */
-const VALIDATION_CODE_DESCRIPTIONS: Record<typeof VALIDATION_CODES[number], string> = {
-  VALID: 'The serial may be used on this device',
-  INVALID_FORMAT: 'Not a well-formed serial number (wrong length, characters or check character); the database was not asked',
-  NOT_FOUND: 'No serial with this number',
-  REVOKED: 'The serial was revoked (final)',
-  CLIENT_SUSPENDED: 'The serial\'s client is suspended',
-  SUSPENDED: 'The serial is suspended',
-  EXPIRED: 'The serial is past its expiry',
-  TOO_MANY_DEVICES: 'Every device slot is taken: a new device must wait for a release',
-  TOO_MANY_ACTIVATIONS: 'Too many new devices activated this serial in the last 24 hours'
-}
-export const ValidationCodeEnum = builder.enumType('ValidationCode', {
-  description: 'Outcome of a validation, checked in this order: INVALID_FORMAT, NOT_FOUND, REVOKED, CLIENT_SUSPENDED, SUSPENDED, EXPIRED, TOO_MANY_DEVICES, TOO_MANY_ACTIVATIONS, then VALID',
-  values: Object.fromEntries(VALIDATION_CODES.map((code) => [code, { description: VALIDATION_CODE_DESCRIPTIONS[code] }])) as Record<typeof VALIDATION_CODES[number], { description: string }>
-})
-
-const DeviceConnection = connectionType(DeviceRef, 'Device', 'devices')
-
 export const SerialRef = builder.objectRef<SerialView>('Serial').implement({
   description: 'A license: a serial number with its device limit, expiry and state',
   interfaces: [NodeRef],
@@ -63,17 +42,11 @@ export const SerialRef = builder.objectRef<SerialView>('Serial').implement({
       type: PolicyRef,
       nullable: true,
       description: 'The policy the serial was created under; null = none',
-      resolve: (serial, _args, ctx) => serial.policyId ? policyLoader(ctx).load(serial.policyId) : null
+      resolve: (serial, _args, ctx) => serial.policyId ? ctx.loaders.policy.load(serial.policyId) : null
     }),
     entitlements: t.stringList({
       description: 'Feature codes the serial unlocks (its policy\'s); empty without a policy',
       resolve: async (serial, _args, ctx) => serial.policyId ? (await ctx.services.policies.terms(serial.policyId))?.entitlements ?? [] : []
-    }),
-    devices: t.field({
-      type: DeviceConnection,
-      description: 'Devices that have used this serial, oldest first',
-      args: { ...forwardArgs(t.arg), active: t.arg.boolean({ description: 'Only active (true) or released (false) devices' }) },
-      resolve: async (serial, args, ctx) => toConnection(await ctx.services.devices.listForSerial(serial.id, pageArgs(args), args.active), (d) => d.id)
     })
   })
 })
@@ -94,23 +67,6 @@ const CreateSerialsPayload = builder.objectRef<{ count: number, serials: IssuedS
   })
 })
 
-export const ValidationResultRef = builder.objectRef<ValidationResult>('ValidationResult').implement({
-  description: 'The answer to a validation, optionally signed',
-  fields: (t) => ({
-    valid: t.exposeBoolean('valid', { description: 'True when code is VALID' }),
-    code: t.field({ description: 'Why the serial is valid or not', type: ValidationCodeEnum, resolve: (r) => r.code }),
-    message: t.exposeString('message', { description: 'The code in words, for logs (may change; branch on code)' }),
-    expiresAt: t.expose('expiresAt', { description: 'When the serial expires; null = never (or not known, e.g. NOT_FOUND)', type: 'DateTime', nullable: true }),
-    remainingDevices: t.exposeInt('remainingDevices', { description: 'Free device slots after this validation; null when not valid', nullable: true }),
-    isDemo: t.exposeBoolean('isDemo', { description: 'Whether the serial is a demo; null when not found', nullable: true }),
-    serverTime: t.expose('serverTime', { description: 'The server\'s clock, for detecting a tampered local clock', type: 'DateTime' }),
-    nonce: t.exposeString('nonce', { description: 'The nonce sent with the request, echoed (covered by the signature)', nullable: true }),
-    signature: t.exposeString('signature', { nullable: true, description: 'Present when a nonce was sent; see README "Checking a signed answer"' }),
-    entitlements: t.exposeStringList('entitlements', { description: 'Feature codes the license unlocks; empty unless VALID' }),
-    leaseExpiresAt: t.expose('leaseExpiresAt', { type: 'DateTime', nullable: true, description: 'Floating policies: when this device\'s lease lapses without a heartbeat; else null' })
-  })
-})
-
 const SerialConnection = connectionType(SerialRef, 'Serial', 'serials')
 
 const SerialFilter = builder.inputType('SerialFilter', {
@@ -123,7 +79,7 @@ const SerialFilter = builder.inputType('SerialFilter', {
   })
 })
 
-const serialFields = (t: PothosSchemaTypes.InputFieldBuilder<PothosSchemaTypes.ExtendDefaultTypes<object> & any, 'InputObject'>) => ({
+const serialFields = (t: InputFieldBuilder) => ({
   clientId: t.id({ description: 'The client the serial belongs to (cli_…)', required: true }),
   maxUsageCount: t.int({ description: 'Maximum active devices (default 1)' }),
   expiresAt: t.field({ type: 'DateTime', description: 'When it expires; omitted or null = never (demo serials: 14 days)' }),
@@ -164,16 +120,6 @@ const RevokeSerialInput = builder.inputType('RevokeSerialInput', {
     reason: t.string({ required: true, description: 'Why, for the audit log and revokeReason' })
   })
 })
-const ValidateSerialInput = builder.inputType('ValidateSerialInput', {
-  description: 'A device asking whether it may use a serial',
-  fields: (t) => ({
-    serialNumber: t.string({ description: 'The full serial number; case, spaces and dashes do not matter', required: true }),
-    deviceId: t.string({ description: 'A stable id of the device (1–128 printable ASCII characters)', required: true }),
-    deviceInfo: t.field({ type: 'JSON', description: 'JSON object, at most 2 KiB; stored encrypted' }),
-    nonce: t.string({ description: 'Echoed and signed in the answer' })
-  })
-})
-
 builder.queryFields((t) => ({
   serial: t.field({
     description: 'One serial by id (a MANAGER: only its own client\'s)',
@@ -247,11 +193,5 @@ builder.mutationFields((t) => ({
     description: 'The full serial number; every call is written to the audit log',
     args: { input: t.arg({ type: RevealSerialNumberInput, required: true, description: 'The serial' }) },
     resolve: (_root, { input }, ctx) => ctx.services.serials.reveal(ctx.actor, ctx.meta, input)
-  }),
-  validateSerial: t.field({
-    type: ValidationResultRef,
-    description: 'Public: the serial number is the credential',
-    args: { input: t.arg({ type: ValidateSerialInput, required: true, description: 'The serial number and the device' }) },
-    resolve: async (_root, { input }, ctx) => (await ctx.services.serials.validate(input)).result
   })
 }))

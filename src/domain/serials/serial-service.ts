@@ -5,25 +5,20 @@ import { z } from 'zod'
 import { clients, policies, serials } from '../../../schema/index.ts'
 import { appendAudit } from '../audit/audit-log.ts'
 import { writeEvents, type DomainEvent, type DomainEventType } from '../../events/domain-events.ts'
-import { canSeeClient, type Actor, type RequestMeta } from '../../kernel/access.ts'
+import { canSeeClient, clientScope, requireWriter, type Actor, type RequestMeta } from '../../kernel/access.ts'
 import { lookupHash } from '../../infra/crypto.ts'
 import type { Deps } from '../deps.ts'
-import { AuthorizationError, ConflictError, FeatureDisabledError, NotFoundError, ValidationError } from '../../kernel/errors.ts'
+import { ConflictError, FeatureDisabledError, NotFoundError, ValidationError } from '../../kernel/errors.ts'
 import type { Executor } from '../../infra/database.ts'
 import { newId } from '../../kernel/ids.ts'
 import { withIdempotency } from '../../infra/idempotency.ts'
 import { decodeCursor, pageSize, toPage, type Page, type PageArgs } from '../../kernel/pagination.ts'
 import { dateInput, idempotencyKeyInput, jsonObjectInput, parseInput } from '../../kernel/input.ts'
 import { policyExpiry } from '../policies/policy-rules.ts'
-import type { ValidationService } from '../validation/validation-service.ts'
 import { formatSerialNumber, generateSerialNumber, maskSerialNumber, normaliseSerialNumber } from './serial-number.ts'
 import type { PolicyRow } from '../policies/policy-service.ts'
 import { displayStatus } from './serial-rules.ts'
 import { serialCacheKey, type SerialRow } from './serial-state.ts'
-
-// Kept here for existing importers; the definitions live in serial-state.ts and validation/.
-export { deviceCacheKey, deviceIdSchema, deviceInfoSchema, serialCacheKey, stateOf, type SerialRow } from './serial-state.ts'
-export type { ValidationOutcome, ValidationResult } from '../validation/validation-service.ts'
 
 export interface SerialView {
   id: string
@@ -147,10 +142,6 @@ export function createSerialService (deps: Deps) {
     updatedAt: row.updatedAt
   })
 
-  function requireWriter (actor: Actor): void {
-    if (actor.role !== 'ADMIN' && actor.role !== 'MANAGER') throw new AuthorizationError('this role may not change serials')
-  }
-
   async function findVisible (actor: Actor, id: string): Promise<SerialRow> {
     const [row] = await db.select().from(serials).where(eq(serials.id, id)).limit(1)
     if (!row || !canSeeClient(actor, row.clientId)) throw new NotFoundError(`serial ${id} not found`)
@@ -229,14 +220,14 @@ export function createSerialService (deps: Deps) {
   }
 
   async function changeState (actor: Actor, meta: RequestMeta | undefined, id: string, event: DomainEventType, mutate: (row: SerialRow) => Partial<typeof serials.$inferInsert>, changes: Record<string, unknown>): Promise<SerialView> {
-    requireWriter(actor)
+    requireWriter(actor, 'change serials')
     const row = await db.transaction(async (tx) => {
       const [current] = await tx.select().from(serials).where(eq(serials.id, id)).for('update').limit(1)
       if (!current || !canSeeClient(actor, current.clientId)) throw new NotFoundError(`serial ${id} not found`)
       if (current.status === 'REVOKED') throw new ConflictError(`serial ${id} is revoked; revocation is final`)
       const [updated] = await tx.update(serials).set({ ...mutate(current), updatedAt: clock() }).where(eq(serials.id, id)).returning()
       await appendAudit(tx, actor, meta, [{ action: event, targetType: 'serial', targetId: id, clientId: current.clientId, changes }])
-      await writeEvents(tx, [{ type: event, aggregateId: id, clientId: current.clientId, payload: { serialId: id, clientId: current.clientId, ...changes } }])
+      await writeEvents(tx, [{ type: event, aggregateId: id, clientId: current.clientId, payload: { serialId: id, clientId: current.clientId, ...changes } } as DomainEvent]) // changeState's (event, changes) are not typed as a pair yet
       return updated!
     })
     deps.eventsWritten()
@@ -249,7 +240,7 @@ export function createSerialService (deps: Deps) {
 
     async create (actor: Actor, meta: RequestMeta | undefined, input: unknown): Promise<IssuedSerial> {
       const data = parseInput(createInput, input)
-      requireWriter(actor)
+      requireWriter(actor, 'change serials')
       checkExpiry(data.expiresAt)
       await requireClient(actor, data.clientId)
       const [issued] = await issue(actor, meta, data, 1, null)
@@ -259,7 +250,7 @@ export function createSerialService (deps: Deps) {
     async createMany (actor: Actor, meta: RequestMeta | undefined, input: unknown, headerKey?: string): Promise<{ count: number, serials: IssuedSerial[] }> {
       if (!config.features.bulkOperations) throw new FeatureDisabledError('FEATURE_BULK_OPERATIONS')
       const data = parseInput(createManyInput, input)
-      requireWriter(actor)
+      requireWriter(actor, 'change serials')
       checkExpiry(data.expiresAt)
       await requireClient(actor, data.clientId)
       const key = headerKey ?? data.idempotencyKey ?? undefined
@@ -309,7 +300,7 @@ export function createSerialService (deps: Deps) {
 
     async reveal (actor: Actor, meta: RequestMeta | undefined, input: unknown): Promise<string> {
       const { id } = parseInput(idInput, input)
-      requireWriter(actor)
+      requireWriter(actor, 'change serials')
       return db.transaction(async (tx) => {
         const [row] = await tx.select().from(serials).where(eq(serials.id, id)).limit(1)
         if (!row || !canSeeClient(actor, row.clientId)) throw new NotFoundError(`serial ${id} not found`)
@@ -341,7 +332,8 @@ export function createSerialService (deps: Deps) {
       const after = decodeCursor(args.after)
       const now = clock()
       const where: SQL[] = []
-      if (actor.role === 'MANAGER') where.push(eq(serials.clientId, actor.clientId ?? ''))
+      const scope = clientScope(actor)
+      if (scope !== null) where.push(eq(serials.clientId, scope))
       if (filter?.clientId) where.push(eq(serials.clientId, filter.clientId))
       if (filter?.isDemo != null) where.push(eq(serials.isDemo, filter.isDemo))
       if (filter?.expiresBefore) where.push(lte(serials.expiresAt, filter.expiresBefore))
@@ -368,5 +360,4 @@ function reviveIssued (value: { count: number, serials: IssuedSerial[] }) {
 }
 
 /** The serial use cases plus the validation entry point (composed in services.ts). */
-export type SerialService = ReturnType<typeof createSerialService> & Pick<ValidationService, 'validate'>
-export type { DomainEvent }
+export type SerialService = ReturnType<typeof createSerialService>

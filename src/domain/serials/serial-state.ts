@@ -1,18 +1,12 @@
-// What serials, devices and validation share: the cached state of a serial, its cache keys and
-// the device-id schema. Kept apart so that devices and validation need not import the serial use
-// cases (and the serial use cases need neither of them).
+// A serial's row as the validation hot path caches it (SerialState, in domain/cached-state.ts), and
+// the device-id schema. Kept apart from the serial use cases so that devices and validation need
+// not import them.
 import { z } from 'zod'
 import type { serials } from '../../../schema/index.ts'
 import { jsonObjectInput } from '../../kernel/input.ts'
-import type { SerialState } from './serial-rules.ts'
+import type { SerialState } from '../cached-state.ts'
 
 export type SerialRow = typeof serials.$inferSelect
-
-/** L2 lifetime of cached serial, policy and device state, in seconds; invalidation usually comes first. */
-export const CACHE_TTL_S = 300
-export const serialCacheKey = (numberHash: string) => `s:${numberHash}`
-export const deviceCacheKey = (serialId: string, deviceId: string) => `d:${serialId}:${deviceId}`
-export const policyCacheKey = (policyId: string) => `p:${policyId}`
 
 export const deviceIdSchema = z.string().trim().min(1).max(128).regex(/^[\x20-\x7E]+$/, 'must be printable ASCII')
 export const deviceInfoSchema = jsonObjectInput(2048)

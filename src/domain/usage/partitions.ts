@@ -9,13 +9,13 @@
 // long query holding the table never makes writers queue behind a partition change: the change
 // fails, and the next run (daily, and at start-up) tries again, months ahead of need.
 import { sql } from 'drizzle-orm'
+import { ADVISORY_LOCKS } from '../../infra/advisory-locks.ts'
 import { queryRows, type Db, type Executor } from '../../infra/database.ts'
 
 export const PARENT = 'usage_events'
 export const DEFAULT_PARTITION = 'usage_events_default'
 /** Months created after the current one. */
 export const MONTHS_AHEAD = 2
-const PARTITION_LOCK = 727_016
 const LOCK_TIMEOUT = '3s'
 const DAY_MS = 86_400_000
 const COLUMNS = sql.raw('id, seq, serial_id, client_id, device_id, kind, quantity, feature, ip, recorded_at')
@@ -69,7 +69,7 @@ export async function listUsagePartitions (db: Executor): Promise<UsagePartition
 
 async function lockPartitions (tx: Executor): Promise<void> {
   await tx.execute(sql.raw(`set local lock_timeout = '${LOCK_TIMEOUT}'`))
-  await tx.execute(sql`select pg_advisory_xact_lock(${sql.raw(String(PARTITION_LOCK))})`)
+  await tx.execute(sql`select pg_advisory_xact_lock(${sql.raw(String(ADVISORY_LOCKS.usagePartitions))})`)
 }
 
 /** Whether a (non-DEFAULT) partition covers part of [from, to); a missing bound is MINVALUE / MAXVALUE. */

@@ -1,6 +1,6 @@
 import { builder } from '../../graphql/builder.ts'
 import { NodeRef } from '../../graphql/node.ts'
-import { ValidationCodeEnum } from '../serials/serial-graphql.ts'
+import { ValidationCodeEnum } from '../validation/validation-graphql.ts'
 import type { RecordUsageResult, UsageEventView } from './usage-service.ts'
 
 export const UsageEventRef = builder.objectRef<UsageEventView>('UsageEvent').implement({

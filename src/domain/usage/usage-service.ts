@@ -10,8 +10,9 @@ import { newId } from '../../kernel/ids.ts'
 import { withIdempotency } from '../../infra/idempotency.ts'
 import { createUsageWriter, insertUsageBatch, storedUsage } from './usage-writer.ts'
 import { idempotencyKeyInput, parseInput } from '../../kernel/input.ts'
-import type { ValidationCode } from '../serials/serial-rules.ts'
-import { deviceIdSchema, type SerialService } from '../serials/serial-service.ts'
+import type { ValidationCode } from '../validation/validation-rules.ts'
+import { deviceIdSchema } from '../serials/serial-state.ts'
+import type { ValidationService } from '../validation/validation-service.ts'
 
 export interface UsageEventView {
   id: string
@@ -43,7 +44,7 @@ export function toUsageView (row: typeof usageEvents.$inferSelect): UsageEventVi
   return rest
 }
 
-export function createUsageService (deps: Deps & { serials: SerialService }) {
+export function createUsageService (deps: Deps & { validation: Pick<ValidationService, 'validate'> }) {
   const { database, clock, metrics } = deps
   // Requests without an idempotency key share transactions (group commit); keyed ones keep their
   // own transaction, which also holds the idempotency row.
@@ -55,7 +56,7 @@ export function createUsageService (deps: Deps & { serials: SerialService }) {
 
     async record (input: unknown, meta: RequestMeta | undefined, headerKey?: string): Promise<RecordUsageResult> {
       const data = parseInput(recordInput, input)
-      const { result, serial } = await deps.serials.validate({ serialNumber: data.serialNumber, deviceId: data.deviceId })
+      const { result, serial } = await deps.validation.validate({ serialNumber: data.serialNumber, deviceId: data.deviceId })
       if (!result.valid || !serial) return { recorded: false, code: result.code, usageEvent: null }
 
       const insert = {

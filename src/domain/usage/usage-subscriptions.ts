@@ -2,9 +2,9 @@
 // subscriber on any instance sees changes made on every instance.
 import { builder } from '../../graphql/builder.ts'
 import type { GraphQLContext } from '../../graphql/context.ts'
-import { eventTopic, SERIAL_CHANGE_EVENTS, type DomainEventType } from '../../events/domain-events.ts'
+import { eventTopic, isSerialChange, SERIAL_CHANGE_EVENTS, type DomainEventType } from '../../events/domain-events.ts'
 import type { PublishedEvent } from '../../events/outbox-relay.ts'
-import { canSeeClient } from '../../kernel/access.ts'
+import { canSeeClient, clientScope } from '../../kernel/access.ts'
 import { BUS_STATE_TOPIC, isBusState, type BusState } from '../../infra/event-bus.ts'
 import { FeatureDisabledError, NotFoundError } from '../../kernel/errors.ts'
 import { SerialRef } from '../serials/serial-graphql.ts'
@@ -21,8 +21,7 @@ function scopeTopic (ctx: GraphQLContext, type: DomainEventType, clientId: strin
     return eventTopic(type, clientId)
   }
   // Without a clientId a MANAGER still only hears its own client.
-  if (ctx.actor.role === 'MANAGER') return eventTopic(type, ctx.actor.clientId ?? '_none')
-  return eventTopic(type, '+')
+  return eventTopic(type, clientScope(ctx.actor) ?? '+')
 }
 
 /** Delivered seqs remembered per subscriber for de-duplication; older ones count as delivered. */
@@ -37,7 +36,7 @@ const SEEN_WINDOW = 10_000
  */
 async function * usageStream (ctx: GraphQLContext, clientId: string | null | undefined, serialId: string | null | undefined, after: number | undefined): AsyncGenerator<UsageEventView> {
   const topic = scopeTopic(ctx, 'usage.recorded', clientId)
-  const scopeClient = clientId ?? (ctx.actor.role === 'MANAGER' ? ctx.actor.clientId : null)
+  const scopeClient = clientId ?? clientScope(ctx.actor)
   // Subscribe before reading the backlog (or the cursor) so nothing falls between the two.
   const live = await ctx.pubsub.subscribe([topic, BUS_STATE_TOPIC]) as AsyncIterable<PublishedEvent | BusState>
   /** Everything up to here was delivered (or predates the subscription). */
@@ -79,8 +78,8 @@ async function * usageStream (ctx: GraphQLContext, clientId: string | null | und
       continue
     }
     // Missed messages are possible: this one comes again from the replay, in its place.
-    if (suspect) continue
-    const event = message.payload as unknown as UsageEventView
+    if (suspect || message.type !== 'usage.recorded') continue
+    const event: UsageEventView = message.payload
     if (serialId && event.serialId !== serialId) continue
     if (!fresh(event.seq)) continue
     delivered(event.seq)
@@ -92,7 +91,8 @@ async function * serialStream (ctx: GraphQLContext, clientId: string | null | un
   const topics = SERIAL_EVENTS.map((type) => scopeTopic(ctx, type, clientId))
   const live = await ctx.pubsub.subscribe(topics) as AsyncIterable<PublishedEvent>
   for await (const message of live) {
-    const serialId = String(message.payload.serialId ?? message.aggregateId)
+    if (!isSerialChange(message)) continue
+    const serialId = message.payload.serialId
     try {
       yield { type: message.type, serial: await ctx.services.serials.get(ctx.actor, serialId) }
     } catch {

@@ -16,16 +16,31 @@
 // no webhook wants: nobody else could take them over, and the subscribers end with the process.
 import { sql } from 'drizzle-orm'
 import type { FastifyBaseLogger } from 'fastify'
-import { usageEvents } from '../../../schema/index.ts'
-import { eventTopic } from '../../events/domain-events.ts'
+import { usageEvents, webhooks } from '../../../schema/index.ts'
+import { eventTopic, payloadSql } from '../../events/domain-events.ts'
 import type { PublishedEvent } from '../../events/outbox-relay.ts'
 import { pgErrorCode, queryRows, type Db, type Executor } from '../../infra/database.ts'
 import type { IEventBus } from '../../infra/event-bus.ts'
+import { eventTypeSql, webhookWants } from '../webhooks/webhook-match.ts'
 
 export type UsageInsert = typeof usageEvents.$inferInsert
 export type UsageRow = typeof usageEvents.$inferSelect
 
 const BATCH = 500
+
+const USAGE_RECORDED = eventTypeSql('usage.recorded')
+/** The outbox payload of a row of `u` (below): what publish() builds for the same row. */
+const USAGE_PAYLOAD = payloadSql('usage.recorded', {
+  id: sql`id`,
+  seq: sql`seq`,
+  serialId: sql`serial_id`,
+  clientId: sql`client_id`,
+  deviceId: sql`device_id`,
+  kind: sql`kind`,
+  quantity: sql`quantity`,
+  feature: sql`feature`,
+  recordedAt: sql`to_char(recorded_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`
+})
 
 /** The stored row, as the insert left it (the writer fills every defaulted column itself). */
 export function storedUsage (row: UsageInsert, seq: number): UsageRow {
@@ -78,14 +93,11 @@ export async function insertUsageBatch (db: Executor, rows: UsageInsert[], mode:
       select distinct serial_id, client_id, date_trunc('day', recorded_at, 'UTC'), device_id from u
       on conflict do nothing
     ), wanted as (
-      select u.id, exists (select 1 from webhooks w where w.enabled and w.deleted_at is null
-        and (w.client_id is null or w.client_id = u.client_id) and (cardinality(w.events) = 0 or 'usage.recorded' = any(w.events))) as by_webhook
+      select u.id, exists (select 1 from ${webhooks} where ${webhookWants(USAGE_RECORDED, sql`u.client_id`)}) as by_webhook
       from u
     ), o as (
       insert into outbox (type, aggregate_id, client_id, payload, published_at)
-      select 'usage.recorded', serial_id, client_id, jsonb_build_object(
-        'id', id, 'seq', seq, 'serialId', serial_id, 'clientId', client_id, 'deviceId', device_id, 'kind', kind,
-        'quantity', quantity, 'feature', feature, 'recordedAt', to_char(recorded_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
+      select ${USAGE_RECORDED}, serial_id, client_id, ${USAGE_PAYLOAD},
         case when ${mode}::text = 'claim' and not wanted.by_webhook then '-infinity'::timestamptz end
       from u join wanted using (id)
       where ${mode}::text <> 'skip' or wanted.by_webhook
@@ -139,7 +151,7 @@ export function createUsageWriter ({ db, bus, log, kick }: UsageWriterDeps): Usa
   }
 
   function publish (batch: Pending[], stored: Map<string, StoredUsage>): void {
-    const events: PublishedEvent[] = []
+    const events: Array<PublishedEvent<'usage.recorded'>> = []
     let unclaimed = false
     const createdAt = new Date().toISOString()
     for (const p of batch) {

@@ -6,7 +6,7 @@
 // to its transaction, which finds the precise answer.
 import { sql } from 'drizzle-orm'
 import { pgErrorCode, queryRows, type Executor } from '../../infra/database.ts'
-import type { SerialState } from '../serials/serial-rules.ts'
+import type { SerialState } from '../cached-state.ts'
 
 export type SlotState = Omit<SerialState, 'clientNumber'>
 

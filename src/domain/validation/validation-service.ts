@@ -7,16 +7,17 @@ import { z } from 'zod'
 import { clients, devices, serials } from '../../../schema/index.ts'
 import { clientCacheKey } from '../clients/client-service.ts'
 import type { DeviceService } from '../devices/device-service.ts'
+import { createActivation } from './activation.ts'
 import { lookupHash } from '../../infra/crypto.ts'
 import type { Deps } from '../deps.ts'
-import { canonicalJson } from '../../infra/signing.ts'
+import { answerSigningInput } from '../../../packages/client/src/verify.ts'
 import { parseInput } from '../../kernel/input.ts'
 import { loadPolicyTerms } from '../policies/policy-service.ts'
 import type { PolicyTerms } from '../policies/policy-rules.ts'
 import { normaliseSerialNumber } from '../serials/serial-number.ts'
-import { checkSerial, MESSAGES, type SerialState, type ValidationCode } from '../serials/serial-rules.ts'
-import { CACHE_TTL_S, deviceCacheKey, deviceIdSchema, deviceInfoSchema, serialCacheKey, stateOf } from '../serials/serial-state.ts'
-import type { ValidationRecorder } from '../serials/validation-recorder.ts'
+import { checkSerial, MESSAGES, type ValidationCode } from './validation-rules.ts'
+import { CACHE_TTL_S, deviceCacheKey, deviceIdSchema, deviceInfoSchema, serialCacheKey, stateOf, type SerialState } from '../serials/serial-state.ts'
+import type { ValidationRecorder } from './validation-recorder.ts'
 import { isLapsed, leaseUntil } from '../policies/lease-rules.ts'
 
 export interface ValidationResult {
@@ -52,24 +53,24 @@ const heartbeatInput = z.object({ serialNumber: z.string().max(64), deviceId: de
 /** What the device cache (`d:<serialId>:<deviceId>`) holds: the slot, and its lease as last stored. */
 type CachedSlot = 1 | { lease: number }
 
-/** The byte string a nonce signature covers: canonical JSON (sorted keys) of these fields. */
-export function signedPayload (r: ValidationResult, deviceId: string): string {
-  return canonicalJson({
+/** The bytes a nonce signature covers: the SDK's own definition, so both sides agree by construction. */
+export function signedPayload (r: ValidationResult, deviceId: string, nonce: string): Uint8Array {
+  return answerSigningInput({
+    valid: r.valid,
     code: r.code,
-    deviceId,
     entitlements: r.entitlements,
     expiresAt: r.expiresAt ? r.expiresAt.toISOString() : null,
     isDemo: r.isDemo,
     leaseExpiresAt: r.leaseExpiresAt ? r.leaseExpiresAt.toISOString() : null,
-    nonce: r.nonce,
+    nonce,
     remainingDevices: r.remainingDevices,
-    serverTime: r.serverTime.toISOString(),
-    valid: r.valid
-  })
+    serverTime: r.serverTime.toISOString()
+  }, deviceId)
 }
 
 export function createValidationService (deps: Deps & { devices: DeviceService, recorder: ValidationRecorder }) {
   const { database, cache, config, signer, metrics } = deps
+  const activate = createActivation(deps, deps.devices)
   // Leases renewed on this instance since they were last read, keyed like the device cache. Only
   // consulted while the device cache still holds the slot, so a release or cull anywhere (which
   // invalidates that key on every instance) is never answered from here.
@@ -155,7 +156,7 @@ export function createValidationService (deps: Deps & { devices: DeviceService, 
       entitlements: code === 'VALID' && terms ? terms.entitlements : [],
       leaseExpiresAt: code === 'VALID' && lease !== null ? new Date(lease) : null
     }
-    if (nonce) result.signature = signer.sign(signedPayload(result, deviceId)).toString('base64url')
+    if (nonce) result.signature = signer.sign(signedPayload(result, deviceId, nonce)).toString('base64url')
     metrics.validations.inc({ code })
     return result
   }
@@ -185,7 +186,7 @@ export function createValidationService (deps: Deps & { devices: DeviceService, 
       return { result: answer('VALID', state, terms, held.lease, data.deviceId, data.nonce, now), serial: state, policy: terms }
     }
 
-    const outcome = await deps.devices.activate(state.id, data.deviceId, data.deviceInfo ?? null, now, terms, state.clientNumber)
+    const outcome = await activate(state.id, data.deviceId, data.deviceInfo ?? null, now, terms, state.clientNumber)
     const fresh = outcome.state ?? state
     // Both cache writes change this instance's L1 before their first await; Redis and the other
     // instances are told while the answer goes out (neither write can fail the request).

@@ -7,13 +7,14 @@ import { webhookDeliveries, webhooks } from '../../../schema/index.ts'
 import { appendAudit } from '../audit/audit-log.ts'
 import { DOMAIN_EVENTS } from '../../events/domain-events.ts'
 import type { PublishedEvent } from '../../events/outbox-relay.ts'
-import { canSeeClient, type Actor, type RequestMeta } from '../../kernel/access.ts'
-import type { Executor } from '../../infra/database.ts'
+import { canSeeClient, canSeeClientOf, clientScope, NO_CLIENT, requireRole, requireWriter, type Actor, type RequestMeta } from '../../kernel/access.ts'
+import { queryRows, type Executor } from '../../infra/database.ts'
 import type { Deps } from '../deps.ts'
-import { AuthorizationError, NotFoundError, ValidationError } from '../../kernel/errors.ts'
+import { NotFoundError, ValidationError } from '../../kernel/errors.ts'
 import { newId } from '../../kernel/ids.ts'
 import { decodeCursor, pageSize, toPage, type Page, type PageArgs } from '../../kernel/pagination.ts'
 import { parseInput } from '../../kernel/input.ts'
+import { webhookWants } from './webhook-match.ts'
 import { refuseWebhookUrl } from './webhook-url.ts'
 
 export type WebhookRow = typeof webhooks.$inferSelect
@@ -49,18 +50,10 @@ export function createWebhookService (deps: Deps) {
   const db = database.db
   const view = ({ secretEnc: _secret, ...rest }: WebhookRow): WebhookView => rest
 
-  function requireWriter (actor: Actor): void {
-    if (actor.role !== 'ADMIN' && actor.role !== 'MANAGER') throw new AuthorizationError('this role may not change webhooks')
-  }
-
-  /** A webhook without a client (every client's events) is visible to ADMIN and AUDITOR only. */
-  function visibleHook (actor: Actor, row: WebhookRow): boolean {
-    return row.clientId ? canSeeClient(actor, row.clientId) : actor.role === 'ADMIN' || actor.role === 'AUDITOR'
-  }
-
   async function findVisible (actor: Actor, id: string, exec: Executor = db): Promise<WebhookRow> {
     const [row] = await exec.select().from(webhooks).where(and(eq(webhooks.id, id), isNull(webhooks.deletedAt))).limit(1)
-    if (!row || !visibleHook(actor, row)) throw new NotFoundError(`webhook ${id} not found`)
+    // A webhook without a client (every client's events) is visible to ADMIN and AUDITOR only.
+    if (!row || !canSeeClientOf(actor, row.clientId)) throw new NotFoundError(`webhook ${id} not found`)
     return row
   }
 
@@ -126,10 +119,12 @@ export function createWebhookService (deps: Deps) {
 
     async create (actor: Actor, meta: RequestMeta | undefined, input: unknown): Promise<{ webhook: WebhookView, secret: string }> {
       const data = parseInput(createInput, input)
-      requireWriter(actor)
-      const clientId = data.clientId ?? (actor.role === 'MANAGER' ? actor.clientId : null)
+      requireWriter(actor, 'change webhooks')
+      // A MANAGER's webhook is its client's; without a clientId an ADMIN's is every client's.
+      const scope = clientScope(actor)
+      const clientId = data.clientId ?? (scope === NO_CLIENT ? null : scope)
       if (clientId && !canSeeClient(actor, clientId)) throw new NotFoundError(`client ${clientId} not found`)
-      if (!clientId && actor.role !== 'ADMIN') throw new AuthorizationError('only ADMIN may create a webhook for every client')
+      if (!clientId) requireRole(actor, ['ADMIN'], 'create a webhook for every client')
       const refusal = await refuseWebhookUrl(data.url, config.webhookAllowPrivate)
       if (refusal) throw new ValidationError('Validation failed', [{ field: 'url', message: refusal }])
       const secret = `whsec_${randomBytes(32).toString('base64url')}`
@@ -144,7 +139,7 @@ export function createWebhookService (deps: Deps) {
 
     async delete (actor: Actor, meta: RequestMeta | undefined, input: unknown): Promise<WebhookView> {
       const { id } = parseInput(idInput, input)
-      requireWriter(actor)
+      requireWriter(actor, 'change webhooks')
       return db.transaction(async (tx) => {
         const row = await findVisible(actor, id, tx)
         const [deleted] = await tx.update(webhooks).set({ deletedAt: clock(), enabled: false }).where(eq(webhooks.id, id)).returning()
@@ -156,7 +151,7 @@ export function createWebhookService (deps: Deps) {
 
     async enable (actor: Actor, meta: RequestMeta | undefined, input: unknown): Promise<WebhookView> {
       const { id } = parseInput(idInput, input)
-      requireWriter(actor)
+      requireWriter(actor, 'change webhooks')
       return db.transaction(async (tx) => {
         const row = await findVisible(actor, id, tx)
         const [enabled] = await tx.update(webhooks).set({ enabled: true, disabledAt: null, consecutiveFailures: 0 }).where(eq(webhooks.id, id)).returning()
@@ -166,8 +161,8 @@ export function createWebhookService (deps: Deps) {
     },
 
     async list (actor: Actor): Promise<WebhookView[]> {
-      const scope = actor.role === 'MANAGER' ? eq(webhooks.clientId, actor.clientId ?? '') : undefined
-      const rows = await db.select().from(webhooks).where(and(isNull(webhooks.deletedAt), scope)).orderBy(asc(webhooks.id))
+      const scope = clientScope(actor)
+      const rows = await db.select().from(webhooks).where(and(isNull(webhooks.deletedAt), scope === null ? undefined : eq(webhooks.clientId, scope))).orderBy(asc(webhooks.id))
       return rows.map(view)
     },
 
@@ -178,7 +173,7 @@ export function createWebhookService (deps: Deps) {
       const byId = new Map(rows.map((r) => [r.id, r]))
       return ids.map((id) => {
         const row = byId.get(id)
-        return row && visibleHook(actor, row) ? view(row) : null
+        return row && canSeeClientOf(actor, row.clientId) ? view(row) : null
       })
     },
 
@@ -189,7 +184,7 @@ export function createWebhookService (deps: Deps) {
       const byId = new Map(rows.map((r) => [r.delivery.id, r]))
       return ids.map((id) => {
         const row = byId.get(id)
-        return row && row.hook.deletedAt === null && visibleHook(actor, row.hook) ? row.delivery : null
+        return row && row.hook.deletedAt === null && canSeeClientOf(actor, row.hook.clientId) ? row.delivery : null
       })
     },
 
@@ -203,20 +198,28 @@ export function createWebhookService (deps: Deps) {
       return toPage(rows, size)
     },
 
-    /** Relay batch hook: one delivery row per matching enabled webhook, in the relay's transaction. */
+    /** Relay batch hook: one delivery row per webhook that wants the event (webhookWants), in the relay's transaction. */
     async enqueue (tx: Executor, events: PublishedEvent[]): Promise<number> {
-      const hooks = await tx.select({ id: webhooks.id, clientId: webhooks.clientId, events: webhooks.events }).from(webhooks)
-        .where(and(eq(webhooks.enabled, true), isNull(webhooks.deletedAt)))
-      if (hooks.length === 0) return 0
-      const rows = events.flatMap((event) => hooks
-        .filter((h) => (h.clientId === null || h.clientId === event.clientId) && (h.events.length === 0 || h.events.includes(event.type)))
-        .map((h) => ({ id: newId('whd'), webhookId: h.id, eventId: String(event.id), eventType: event.type, payload: event.payload })))
+      if (events.length === 0) return 0
+      // One round trip for the batch: every (event, webhook) pair the rule matches, events in order.
+      const pairs = await queryRows<{ i: string | number, webhook_id: string }>(tx, sql`
+        select e.i, ${webhooks.id} as webhook_id
+        from unnest(${sql.param(events.map((e) => e.type))}::text[], ${sql.param(events.map((e) => e.clientId))}::text[]) with ordinality as e(type, client_id, i)
+        join ${webhooks} on ${webhookWants(sql`e.type`, sql`e.client_id`)}
+        order by e.i, ${webhooks.id}`)
+      const rows = pairs.map((p) => {
+        const event = events[Number(p.i) - 1]!
+        return { id: newId('whd'), webhookId: p.webhook_id, eventId: String(event.id), eventType: event.type, payload: event.payload }
+      })
       for (let i = 0; i < rows.length; i += 1000) await tx.insert(webhookDeliveries).values(rows.slice(i, i + 1000))
       return rows.length
     },
 
-    /** Sends what is due. Rows are leased first (SKIP LOCKED), so several instances share the work. */
-    async deliverDue (limit = 20): Promise<number> {
+    /**
+     * Sends up to `limit` due deliveries. Rows are leased first (SKIP LOCKED), so several instances
+     * share the work. `more`: the batch was full, so more may be due now.
+     */
+    async deliverDue (limit = 20): Promise<{ delivered: number, more: boolean }> {
       const now = clock()
       const due = await db.transaction(async (tx) => {
         const rows = await tx.select().from(webhookDeliveries)
@@ -226,7 +229,7 @@ export function createWebhookService (deps: Deps) {
         await tx.update(webhookDeliveries).set({ nextAttemptAt: new Date(now.getTime() + LEASE_MS) }).where(inArray(webhookDeliveries.id, rows.map((r) => r.id)))
         return rows
       })
-      if (due.length === 0) return 0
+      if (due.length === 0) return { delivered: 0, more: false }
       const hooks = await db.select().from(webhooks).where(inArray(webhooks.id, [...new Set(due.map((d) => d.webhookId))]))
       const byId = new Map(hooks.map((h) => [h.id, h]))
       await Promise.all(due.map(async (delivery) => {
@@ -237,7 +240,7 @@ export function createWebhookService (deps: Deps) {
         }
         await deliver(delivery, hook).catch((error: unknown) => log.warn({ err: error, deliveryId: delivery.id }, 'webhook delivery bookkeeping failed'))
       }))
-      return due.length
+      return { delivered: due.length, more: due.length === limit }
     }
   }
 }

@@ -3,7 +3,7 @@
 // the WebSocket server.
 import { GraphQLError } from 'graphql'
 import type { FastifyBaseLogger } from 'fastify'
-import { SerialModuleError, toContractError, type ErrorBody } from '../../kernel/errors.ts'
+import { ContractError, toContractError, type ErrorBody } from '../../kernel/errors.ts'
 import { withoutSuggestions } from './document-limits.ts'
 
 export interface FormattedError {
@@ -32,19 +32,19 @@ function isFormatted (error: unknown): error is FormattedError {
 /** Mercurius wraps parse and validation failures: one error holding a list of them. */
 function unwrap (error: unknown): unknown[] {
   const nested = (error as { errors?: unknown } | null)?.errors
-  if (error instanceof Error && !(error instanceof SerialModuleError) && !(error instanceof GraphQLError) && Array.isArray(nested)) return nested
+  if (error instanceof Error && !(error instanceof ContractError) && !(error instanceof GraphQLError) && Array.isArray(nested)) return nested
   return [error]
 }
 
-export interface Formatted { errors: FormattedError[], contracts: SerialModuleError[] }
+export interface Formatted { errors: FormattedError[], contracts: ContractError[] }
 
 export function formatErrors (thrown: readonly unknown[], options: FormatOptions): Formatted {
   const errors: FormattedError[] = []
-  const contracts: SerialModuleError[] = []
+  const contracts: ContractError[] = []
   for (const error of thrown.flatMap(unwrap)) {
     if (isFormatted(error)) {
       errors.push(error)
-      contracts.push(new SerialModuleError(error.extensions.code, error.extensions.message))
+      contracts.push(new ContractError(error.extensions.code, error.extensions.message))
       continue
     }
     const graphqlError = error instanceof GraphQLError ? error : undefined

@@ -3,27 +3,30 @@
 // graphql-transport-ws (ws-server.ts), both on /graphql.
 import fp from 'fastify-plugin'
 import mercurius from 'mercurius'
-import { GraphQLError, NoSchemaIntrospectionCustomRule, getOperationAST, type ExecutionResult, type ValidationRule } from 'graphql'
+import { GraphQLError, NoSchemaIntrospectionCustomRule, getOperationAST, type ExecutionResult, type GraphQLSchema, type ValidationRule } from 'graphql'
 import type { GraphQLContext } from '../../graphql/context.ts'
 import {
   checkDocumentWork, DepthLimitRule, metricOperationName, PARSE_OPTIONS, QUERY_DEPTH, selectOperation, type Variables
 } from './document-limits.ts'
 import { formatErrors, type FormatOptions } from './graphql-errors.ts'
 import { registerHttpTransport, transportError } from './http-transport.ts'
-import { schema } from '../../main/schema.ts'
 import { createWsHandler, handleProtocols } from './ws-server.ts'
 
 export { QUERY_DEPTH }
 
 declare module 'fastify' {
-  interface FastifyInstance { graphqlSchema: typeof schema }
+  interface FastifyInstance { graphqlSchema: GraphQLSchema }
 }
 
 /** Root fields of the schema: the values the operation_name metric label may take. */
-const ROOT_FIELDS: ReadonlySet<string> = new Set([schema.getQueryType(), schema.getMutationType(), schema.getSubscriptionType()]
+const rootFields = (schema: GraphQLSchema): ReadonlySet<string> => new Set([schema.getQueryType(), schema.getMutationType(), schema.getSubscriptionType()]
   .flatMap((type) => type ? Object.keys(type.getFields()) : []))
 
-export default fp(async (app) => {
+/** The engine serves the schema it is given (main/schema.ts assembles the features'). */
+export interface GraphqlPluginOptions { schema: GraphQLSchema }
+
+export default fp<GraphqlPluginOptions>(async (app, { schema }) => {
+  const roots = rootFields(schema)
   const { config } = app.deps
   const validationRules: ValidationRule[] = config.introspection ? [DepthLimitRule] : [DepthLimitRule, NoSchemaIntrospectionCustomRule]
   const format: FormatOptions = { log: app.log, hideSuggestions: !config.introspection }
@@ -70,7 +73,7 @@ export default fp(async (app) => {
     const operation = selectOperation(document, operationName)
     ;(context as unknown as Record<symbol, unknown>)[timing] = {
       start: process.hrtime.bigint(),
-      labels: { operation_type: operation?.operation ?? 'unknown', operation_name: metricOperationName(document, operation, variables as Variables, ROOT_FIELDS) }
+      labels: { operation_type: operation?.operation ?? 'unknown', operation_name: metricOperationName(document, operation, variables as Variables, roots) }
     }
   })
   app.graphql.addHook('onResolution', async (_execution, context) => {

@@ -10,7 +10,7 @@
 //   answers 400; a mutation or subscription over GET answers 405; a subscription over POST
 //   answers 400 (subscriptions use the WebSocket on the same path).
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { RateLimitError, SerialModuleError, ValidationError, toContractError } from '../../kernel/errors.ts'
+import { RateLimitError, ContractError, ValidationError, toContractError } from '../../kernel/errors.ts'
 import { createLoaders, type GraphQLContext } from '../../graphql/context.ts'
 import { checkDocumentText } from './document-limits.ts'
 import { formatErrors, type FormatOptions, type FormattedError } from './graphql-errors.ts'
@@ -80,7 +80,7 @@ function send (reply: FastifyReply, media: Media, status: number, body: { data?:
 }
 
 /** Status and headers of a response that did not execute. */
-function failed (reply: FastifyReply, media: Media, errors: FormattedError[], contracts: SerialModuleError[]) {
+function failed (reply: FastifyReply, media: Media, errors: FormattedError[], contracts: ContractError[]) {
   const limited = contracts.find((c): c is RateLimitError => c instanceof RateLimitError)
   if (limited) void reply.header('retry-after', String(limited.retryAfterSeconds))
   const transport = contracts.find((c) => (c as unknown as Record<symbol, unknown>)[TRANSPORT])

@@ -1,18 +1,18 @@
 // Keeps writes off the validation hot path: validation counts (per serial, minute and code) and
-// device last-seen times and renewed leases are aggregated in memory and flushed in the background
-// every few seconds.
+// device last-seen times and renewed leases are aggregated in memory and flushed every few seconds
+// by the flush-validation-stats job, and once more at shutdown.
 import { sql } from 'drizzle-orm'
 import type { Db } from '../../infra/database.ts'
-import type { SerialState, ValidationCode } from './serial-rules.ts'
+import type { SerialState } from '../cached-state.ts'
+import type { ValidationCode } from './validation-rules.ts'
 
 export interface ValidationRecorder {
   /** `lease`: the device's renewed lease (epoch ms) when its policy is floating. */
   validation (serial: SerialState, deviceId: string | null, code: ValidationCode, now: Date, lease?: number | null): void
   /** A heartbeat: renews the lease and last-seen time without counting a validation. */
   lease (serial: SerialState, deviceId: string, now: Date, lease: number): void
+  /** Writes what is held; a flush under way finishes first (flushes never overlap). */
   flush (): Promise<void>
-  start (): void
-  stop (): Promise<void>
 }
 
 /** Flush interval in ms; the brief promises at most 5 s. */
@@ -29,7 +29,6 @@ export function createValidationRecorder (db: Db, onError: (error: unknown) => v
   // Keyed by minute: the hourly tables are summed from it at flush time, the minutely one too.
   let stats = new Map<string, MinuteCount>()
   let seen = new Map<string, { serialId: string, deviceId: string, at: Date, count: number, lease: number | null }>()
-  let timer: NodeJS.Timeout | undefined
   let flushing: Promise<void> = Promise.resolve()
   let prunedAt = 0
 
@@ -133,14 +132,6 @@ export function createValidationRecorder (db: Db, onError: (error: unknown) => v
     flush () {
       flushing = flushing.then(write)
       return flushing
-    },
-    start () {
-      timer = setInterval(() => { void this.flush() }, FLUSH_INTERVAL_MS)
-      timer.unref()
-    },
-    async stop () {
-      if (timer) clearInterval(timer)
-      await this.flush()
     }
   }
 }
