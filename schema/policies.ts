@@ -6,7 +6,7 @@ import { id, timestamps } from './columns.ts'
 export const policies = pgTable('policies', {
   id: id(),
   name: text('name').notNull(),
-  /** Device limit a serial takes at creation (unless its input sets maxUsageCount). */
+  /** Device limit a serial takes at creation (unless its input sets maxDevices). */
   maxDevices: integer('max_devices').notNull(),
   /** Days from a serial's creation to its expiry; null = never expires. */
   durationDays: integer('duration_days'),

@@ -14,7 +14,8 @@ export const serials = pgTable('serials', {
   /** Last group of five characters, for maskedNumber. */
   numberTail: text('number_tail').notNull(),
   /** Maximum number of simultaneously active devices. */
-  maxUsageCount: integer('max_usage_count').notNull().default(1),
+  /** The device limit. The column keeps its first name: old and new instances share it during a rolling upgrade. */
+  maxDevices: integer('max_usage_count').notNull().default(1),
   /** Count of devices with active = true; kept in step by the activation statement. */
   activeDevices: integer('active_devices').notNull().default(0),
   /** null = never expires */

@@ -15,7 +15,8 @@ export interface SerialState {
   status: 'ACTIVE' | 'SUSPENDED' | 'REVOKED'
   /** epoch ms; null = never expires */
   expiresAt: number | null
-  maxUsageCount: number
+  /** The device limit. */
+  maxDevices: number
   activeDevices: number
   isDemo: boolean
   /** null = no policy (node-locked, no entitlements, no activation cap) */
@@ -41,8 +42,11 @@ export type DeviceSlot = 1 | { lease: number }
 /** A client's status (ACTIVE | SUSPENDED), which every validation of its serials checks. */
 export interface ClientStatusEntry { status: string }
 
-/** `s:<numberHash>`: a serial by the HMAC of its normalised number. */
-export const serialStateCache = defineNamespace<SerialState, [numberHash: string]>('s', CACHE_TTL_S, (numberHash) => numberHash)
+/**
+ * `s2:<numberHash>`: a serial by the HMAC of its normalised number. `s2` since the state names its
+ * device limit maxDevices: during a rolling upgrade old instances keep reading their own `s:` entries.
+ */
+export const serialStateCache = defineNamespace<SerialState, [numberHash: string]>('s2', CACHE_TTL_S, (numberHash) => numberHash)
 /** `d:<serialId>:<deviceId>`: a device's slot on a serial; absent = not known to hold one. */
 export const deviceSlotCache = defineNamespace<DeviceSlot, [serialId: string, deviceId: string]>('d', CACHE_TTL_S, (serialId, deviceId) => `${serialId}:${deviceId}`)
 /** `p:<policyId>` */

@@ -35,7 +35,7 @@ export type EventPayloads = {
   /** SQL: insertSerials (serial-service.ts). batchId null = created alone. */
   'serial.created': SerialRef & { batchId: string | null }
   /** Only the fields the update sent. */
-  'serial.updated': SerialRef & { maxUsageCount?: number, expiresAt?: string | null, metadata?: Record<string, unknown> }
+  'serial.updated': SerialRef & { maxDevices?: number, /** @deprecated the same as maxDevices, kept for a release */ maxUsageCount?: number, expiresAt?: string | null, metadata?: Record<string, unknown> }
   'serial.suspended': SerialRef & { status: 'SUSPENDED' }
   'serial.reinstated': SerialRef & { status: 'ACTIVE' }
   'serial.revoked': SerialRef & { status: 'REVOKED', reason: string }

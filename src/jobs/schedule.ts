@@ -41,7 +41,6 @@ export interface JobDeps {
 export function createJobs ({ config, database, metrics, relay, recorder, services, log }: JobDeps): Job[] {
   const { db, readDb } = database
   const { devices, webhooks, apiKeys } = services
-  // Gauges read the replica when there is one: a scrape's numbers need not be a commit fresh.
   return [
     relayOutboxJob({ relay }),
     pruneOutboxJob({ relay }),
@@ -49,6 +48,7 @@ export function createJobs ({ config, database, metrics, relay, recorder, servic
     flushValidationStatsJob({ recorder }),
     flushKeyLastUsedJob({ apiKeys }),
     refreshRevokedKeysJob({ revokedKeys: apiKeys.revokedKeys }),
+    // The replica when there is one: a scrape's numbers need not be a commit fresh.
     refreshGaugesJob({ db: readDb, metrics }),
     sweepLeasesJob({ devices }),
     sweepExpiriesJob({ expiryWarningDays: config.expiryWarningDays, eventsWritten: () => relay.kick() }),

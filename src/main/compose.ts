@@ -86,7 +86,7 @@ const BUS_START_WAIT_MS = 2000
 export async function compose (config: Config, { log, database: given, inProcess = false }: ComposeOptions): Promise<Root> {
   const redis = inProcess ? undefined : config.redis
   const metrics = createMetrics()
-  const bus = createEventBus(redis)
+  const bus = createEventBus(redis, { log, subscriberErrors: metrics.busSubscriberErrors })
   // The first heartbeat comes back within a round trip; Redis down at start: go on degraded.
   const [database] = await Promise.all([given ?? createDatabase(config), bus.whenHealthy(BUS_START_WAIT_MS)])
   const cache = await createCache({

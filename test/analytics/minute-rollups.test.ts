@@ -16,7 +16,7 @@ const byCode = (rows: Row[]) => rows.reduce<Record<string, number>>((acc, r) => 
 t.test('validationsPerMinute counts the validations of the last minutes, by code', async (t) => {
   const app = await build(t, { background: false })
   const client = await createClient(app)
-  const serial = await createSerial(app, client.id, { maxUsageCount: 2 })
+  const serial = await createSerial(app, client.id, { maxDevices: 2 })
   const revoked = await createSerial(app, client.id)
   await gqlOk(app, 'mutation ($input: RevokeSerialInput!) { revokeSerial(input: $input) { id } }', { input: { id: revoked.id, reason: 'test' } })
   for (const device of ['d1', 'd2', 'd3', 'd1']) await restValidate(app, { serialNumber: serial.serialNumber, deviceId: device }) // 3 VALID, 1 TOO_MANY

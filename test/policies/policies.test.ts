@@ -132,8 +132,8 @@ t.test('updatePolicy reaches every serial of the policy on every instance at onc
     t.same(r.entitlements, ['BASIC', 'PRO'], 'the new entitlements apply at once')
     t.equal(r.expiresAt, null, 'the new duration applies at once')
   }
-  const ownRow = (await gqlOk(a, 'query ($id: ID!) { serial(id: $id) { maxUsageCount expiresAt } }', { id: own.id })).serial
-  t.equal(ownRow.maxUsageCount, 1, 'a serial\'s own limit is kept')
+  const ownRow = (await gqlOk(a, 'query ($id: ID!) { serial(id: $id) { maxDevices expiresAt } }', { id: own.id })).serial
+  t.equal(ownRow.maxDevices, 1, 'a serial\'s own limit is kept')
 
   const manager = await createApiKey(a, 'MANAGER', client.id)
   const denied = await gql(a, UPDATE_POLICY, { input: { id: policy.id, maxDevices: 9 } }, manager)

@@ -7,7 +7,7 @@ import { capTtlDays, isLapsed, leaseUntil, SWEEP_INTERVAL_MS } from '../../src/d
 
 const NOW = Date.UTC(2026, 0, 1)
 const serial = (over: Partial<SerialState> = {}): SerialState => ({
-  id: 'ser_1', clientId: 'cli_1', clientNumber: 'C-1', status: 'ACTIVE', expiresAt: null, maxUsageCount: 2, activeDevices: 0, isDemo: false, policyId: null, ...over
+  id: 'ser_1', clientId: 'cli_1', clientNumber: 'C-1', status: 'ACTIVE', expiresAt: null, maxDevices: 2, activeDevices: 0, isDemo: false, policyId: null, ...over
 })
 
 t.test('the contract order of codes', async (t) => {
@@ -15,13 +15,13 @@ t.test('the contract order of codes', async (t) => {
 })
 
 t.test('checkNewDevice: device limit first, then the rolling cap', async (t) => {
-  const cases: Array<[Pick<SerialState, 'activeDevices' | 'maxUsageCount'>, number, number | null, string | null]> = [
-    [{ activeDevices: 0, maxUsageCount: 1 }, 0, null, null],
-    [{ activeDevices: 1, maxUsageCount: 1 }, 0, null, 'TOO_MANY_DEVICES'],
-    [{ activeDevices: 1, maxUsageCount: 1 }, 9, 2, 'TOO_MANY_DEVICES'],
-    [{ activeDevices: 0, maxUsageCount: 5 }, 1, 2, null],
-    [{ activeDevices: 0, maxUsageCount: 5 }, 2, 2, 'TOO_MANY_ACTIVATIONS'],
-    [{ activeDevices: 0, maxUsageCount: 5 }, 1000, null, null]
+  const cases: Array<[Pick<SerialState, 'activeDevices' | 'maxDevices'>, number, number | null, string | null]> = [
+    [{ activeDevices: 0, maxDevices: 1 }, 0, null, null],
+    [{ activeDevices: 1, maxDevices: 1 }, 0, null, 'TOO_MANY_DEVICES'],
+    [{ activeDevices: 1, maxDevices: 1 }, 9, 2, 'TOO_MANY_DEVICES'],
+    [{ activeDevices: 0, maxDevices: 5 }, 1, 2, null],
+    [{ activeDevices: 0, maxDevices: 5 }, 2, 2, 'TOO_MANY_ACTIVATIONS'],
+    [{ activeDevices: 0, maxDevices: 5 }, 1000, null, null]
   ]
   for (const [s, n, cap, want] of cases) t.equal(checkNewDevice(s, n, cap), want, `${JSON.stringify(s)} n=${n} cap=${cap}`)
 })

@@ -14,7 +14,7 @@ const CHART_MINUTES = 30
 
 interface Me { role: 'ADMIN' | 'MANAGER' | 'AUDITOR' | null, clientId: string | null }
 interface UsageEvent { id: string, serialId: string, clientId: string, deviceId: string, quantity: number, feature: string | null, recordedAt: string, seq: number }
-interface SerialRow { id: string, maskedNumber: string, status: string, activeDevices: number, maxUsageCount: number, expiresAt: string | null }
+interface SerialRow { id: string, maskedNumber: string, status: string, activeDevices: number, maxDevices: number, expiresAt: string | null }
 interface PageInfo { hasNextPage: boolean, endCursor: string | null }
 interface Connection<T> { edges: Array<{ node: T }>, pageInfo: PageInfo }
 
@@ -280,7 +280,7 @@ async function loadHistory (): Promise<void> {
 
 // ---- serials ----------------------------------------------------------------------------------
 
-const SERIAL_FIELDS = 'id maskedNumber status activeDevices maxUsageCount expiresAt'
+const SERIAL_FIELDS = 'id maskedNumber status activeDevices maxDevices expiresAt'
 let serialsCursor: string | null = null
 
 async function loadSerials (reset: boolean): Promise<void> {
@@ -290,7 +290,7 @@ async function loadSerials (reset: boolean): Promise<void> {
     const open = el('button', { type: 'button', class: 'secondary', 'aria-label': `Open ${s.maskedNumber}` }, 'Open')
     open.addEventListener('click', () => { void showSerial(s.id) })
     return el('tr', {}, el('td', { class: 'mono' }, s.maskedNumber), el('td', { class: 'status' }, s.status),
-      el('td', { class: 'num' }, `${s.activeDevices} / ${s.maxUsageCount}`), el('td', {}, formatDate(s.expiresAt)), el('td', {}, open))
+      el('td', { class: 'num' }, `${s.activeDevices} / ${s.maxDevices}`), el('td', {}, formatDate(s.expiresAt)), el('td', {}, open))
   })
   byId('serial-rows').append(...rows)
   serialsCursor = data.serials.pageInfo.endCursor
@@ -350,7 +350,7 @@ function renderSerial (s: SerialDetail): void {
   const facts: Array<[string, string]> = [
     ['Serial', s.maskedNumber], ['Status', s.status + (s.revokeReason ? ` (${s.revokeReason})` : '')],
     ['Client', s.client ? `${s.client.clientNumber} — ${s.client.name}` : '—'],
-    ['Devices', `${s.activeDevices} of ${s.maxUsageCount}`], ['Expires', formatDate(s.expiresAt)],
+    ['Devices', `${s.activeDevices} of ${s.maxDevices}`], ['Expires', formatDate(s.expiresAt)],
     ['Demo', s.isDemo ? 'yes' : 'no'], ['Entitlements', s.entitlements.join(', ') || 'none']
   ]
   panel.replaceChildren(

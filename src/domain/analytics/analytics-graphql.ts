@@ -77,7 +77,8 @@ const SharingEvidenceRef = builder.objectRef<SharingEvidence>('LicenseSharingEvi
     clientMedianChurn: t.exposeFloat('clientMedianChurn', { description: 'Median of activations + deactivations' }),
     distinctDevices: t.exposeInt('distinctDevices', { description: 'Devices that recorded usage' }),
     usageEvents: t.exposeInt('usageEvents', { description: 'Usage events in the window' }),
-    maxUsageCount: t.exposeInt('maxUsageCount', { description: 'The serial\'s device limit' }),
+    maxDevices: t.exposeInt('maxDevices', { description: 'The serial\'s device limit' }),
+    maxUsageCount: t.exposeInt('maxDevices', { description: 'The serial\'s device limit', deprecationReason: 'Use maxDevices (the same number); maxUsageCount goes in a later release' }),
     serialsCompared: t.exposeInt('serialsCompared', { description: 'Serials of the client with activity in the window' })
   })
 })

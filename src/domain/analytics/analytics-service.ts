@@ -37,7 +37,7 @@ export interface SharingEvidence {
   clientMedianChurn: number
   distinctDevices: number
   usageEvents: number
-  maxUsageCount: number
+  maxDevices: number
   serialsCompared: number
 }
 
@@ -210,7 +210,7 @@ export function createAnalyticsService (deps: Deps) {
           clientMedianChurn: n(r.norm_churn),
           distinctDevices: n(r.devices),
           usageEvents: n(r.events),
-          maxUsageCount: n(r.max_usage_count),
+          maxDevices: n(r.max_usage_count),
           serialsCompared: n(r.norm_serials)
         }
         return { serialId: String(r.serial_id), maskedNumber: maskSerialNumber(String(r.number_tail)), score: sharingScore(evidence), evidence }

@@ -5,6 +5,7 @@ import { z } from 'zod'
 import { apiKeys, clients } from '../../../schema/index.ts'
 import { appendAudit } from '../audit/audit-log.ts'
 import { canSeeClientOf, clientScope, requireRole, ROLES, type Actor, type RequestMeta, type Role } from '../../kernel/access.ts'
+import { defineNamespace, readThrough } from '../../infra/cache.ts'
 import { lookupHash, safeEqual } from '../../infra/crypto.ts'
 import type { Deps } from '../deps.ts'
 import { NotFoundError, ValidationError } from '../../kernel/errors.ts'
@@ -17,12 +18,12 @@ export type ApiKeyView = Omit<ApiKeyRow, 'secretHash'>
 
 export const ADMIN_ENV_ACTOR_ID = 'env:ADMIN_API_KEY'
 const TOKEN_PATTERN = /^srl_[0-9A-Z]{26}_[A-Za-z0-9_-]{43}$/
-/** Seconds an authenticated key is remembered in memory; revocation invalidates it at once. */
-const AUTH_CACHE_TTL_S = 60
-const authCacheKey = (hash: string) => `k:${hash}`
-/** Whether a key is still active, for JWT checks while the revocation set cannot answer. */
-const keyStateCacheKey = (id: string) => `ks:${id}`
-const KEY_STATE_TTL_S = 60
+/** An authenticated key, by the HMAC of its secret; revocation invalidates it at once. */
+interface AuthEntry { id: string, role: Role, clientId: string | null, expiresAt: number | null, hash: string }
+/** `k:<secretHash>`, remembered 60 s. */
+const authCache = defineNamespace<AuthEntry, [secretHash: string]>('k', 60, (secretHash) => secretHash)
+/** `ks:<keyId>`: whether a key is still active, for JWT checks while the revoked-key set cannot answer; 60 s. */
+const keyStateCache = defineNamespace<{ active: boolean }, [keyId: string]>('ks', 60, (keyId) => keyId)
 
 const createInput = z.object({
   name: z.string().trim().min(1).max(100),
@@ -93,7 +94,7 @@ export function createApiKeyService (deps: Deps) {
       // The key and every JWT issued from it stop working on every instance, and open
       // subscriptions authenticated by either are told (onRevoked listeners).
       if (newlyRevoked) await revokedKeys.revoked(row.id)
-      await cache.invalidate([authCacheKey(row.secretHash), keyStateCacheKey(row.id)])
+      await cache.invalidate([authCache.key(row.secretHash), keyStateCache.key(row.id)])
       return view(row)
     },
 
@@ -120,17 +121,15 @@ export function createApiKeyService (deps: Deps) {
       const hash = lookupHash(config.pepper, secret)
       if (adminHash && safeEqual(hash, adminHash)) return { kind: 'apiKey', id: ADMIN_ENV_ACTOR_ID, role: 'ADMIN', clientId: null, keyId: null, expiresAt: null }
       if (!TOKEN_PATTERN.test(secret)) return null
-      const key = authCacheKey(hash)
-      let cached = cache.getLocal<{ id: string, role: Role, clientId: string | null, expiresAt: number | null, hash: string } | null>(key) ??
-        await cache.get<{ id: string, role: Role, clientId: string | null, expiresAt: number | null, hash: string }>(key)
-      if (!cached) {
+      const read = readThrough(cache, authCache, [hash], async () => {
         const [row] = await db.select().from(apiKeys).where(and(eq(apiKeys.secretHash, hash), isNull(apiKeys.revokedAt))).limit(1)
-        if (!row) return null
+        if (!row) return undefined
         revokedKeys.remember(row.id, true)
-        cached = { id: row.id, role: row.role as Role, clientId: row.clientId, expiresAt: row.expiresAt?.getTime() ?? null, hash: row.secretHash }
-        await cache.set(key, cached, AUTH_CACHE_TTL_S)
-      }
-      if (!safeEqual(cached.hash, hash)) return null
+        return { id: row.id, role: row.role as Role, clientId: row.clientId, expiresAt: row.expiresAt?.getTime() ?? null, hash: row.secretHash }
+      })
+      // An L1 hit comes back as it is: no await for it.
+      const cached = read instanceof Promise ? await read : read
+      if (!cached || !safeEqual(cached.hash, hash)) return null
       // Belt and braces: the cached entry is dropped on revocation, the set knows at once.
       if (revokedKeys.known(cached.id) === true) return null
       const now = clock()
@@ -147,14 +146,13 @@ export function createApiKeyService (deps: Deps) {
     async isActive (keyId: string): Promise<boolean> {
       const known = revokedKeys.known(keyId)
       if (known !== undefined) return !known
-      const key = keyStateCacheKey(keyId)
-      const cached = cache.getLocal<{ active: boolean }>(key) ?? await cache.get<{ active: boolean }>(key)
-      if (cached) return cached.active
-      const [row] = await db.select({ revokedAt: apiKeys.revokedAt }).from(apiKeys).where(eq(apiKeys.id, keyId)).limit(1)
-      const active = Boolean(row) && row!.revokedAt === null
-      if (row) revokedKeys.remember(keyId, active)
-      await cache.set(key, { active }, KEY_STATE_TTL_S)
-      return active
+      const state = await readThrough(cache, keyStateCache, [keyId], async () => {
+        const [row] = await db.select({ revokedAt: apiKeys.revokedAt }).from(apiKeys).where(eq(apiKeys.id, keyId)).limit(1)
+        const active = Boolean(row) && row!.revokedAt === null
+        if (row) revokedKeys.remember(keyId, active)
+        return { active }
+      })
+      return state!.active
     },
 
     /** Audits a token exchange (no row changes, but a new credential exists until it expires). */

@@ -39,7 +39,7 @@ export function createCertificateService (deps: Deps & { validation: Pick<Valida
         sub: serial.id,
         client: serial.clientNumber,
         device: data.deviceId,
-        maxDevices: serial.maxUsageCount,
+        maxDevices: serial.maxDevices,
         demo: serial.isDemo,
         iat: Math.floor(now / 1000),
         exp: Math.floor(exp / 1000),

@@ -5,6 +5,7 @@ import { appendAudit } from '../audit/audit-log.ts'
 import { writeEvents, type DomainEventType } from '../../events/domain-events.ts'
 import { canSeeClient, clientScope, requireRole, type Actor, type RequestMeta } from '../../kernel/access.ts'
 import type { Deps } from '../deps.ts'
+import { clientStatusCache } from '../cached-state.ts'
 import { pgErrorCode } from '../../infra/database.ts'
 import { ConflictError, NotFoundError, AuthorizationError } from '../../kernel/errors.ts'
 import { newId } from '../../kernel/ids.ts'
@@ -16,8 +17,6 @@ export type ClientStatus = 'ACTIVE' | 'SUSPENDED'
 
 /** What the API shows: the contact email decrypted, nothing else secret. */
 export interface ClientView extends Omit<ClientRow, 'contactEmailEnc'> { contactEmail: string }
-
-export const clientCacheKey = (clientId: string) => `c:${clientId}`
 
 const clientNumber = z.string().trim().regex(/^[A-Za-z0-9-]{1,32}$/, 'must be 1–32 letters, digits and dashes').transform((s) => s.toUpperCase())
 const name = z.string().trim().min(1).max(200)
@@ -62,7 +61,7 @@ export function createClientService (deps: Deps) {
       return updated
     })
     deps.eventsWritten()
-    await cache.invalidate([clientCacheKey(id)])
+    await cache.invalidate([clientStatusCache.key(id)])
     return view(row)
   }
 
@@ -124,7 +123,7 @@ export function createClientService (deps: Deps) {
         return updated
       })
       deps.eventsWritten()
-      await cache.invalidate([clientCacheKey(data.id)])
+      await cache.invalidate([clientStatusCache.key(data.id)])
       return view(row)
     },
 

@@ -15,7 +15,8 @@ import { decodeCursor, pageSize, toPage, type Page, type PageArgs } from '../../
 import { parseInput } from '../../kernel/input.ts'
 import { ACTIVATION_WINDOW_MS } from '../policies/policy-rules.ts'
 import { normaliseSerialNumber } from '../serials/serial-number.ts'
-import { deviceCacheKey, deviceIdSchema, serialCacheKey } from '../serials/serial-state.ts'
+import { deviceIdSchema } from '../serials/serial-state.ts'
+import { deviceSlotCache, serialStateCache } from '../cached-state.ts'
 
 export type DeviceRow = typeof devices.$inferSelect
 export interface DeviceView extends Omit<DeviceRow, 'deviceInfoEnc'> { deviceInfo: Record<string, unknown> | null }
@@ -61,7 +62,7 @@ export function createDeviceService (deps: Deps) {
     })
     if (result.changed) {
       deps.eventsWritten()
-      await cache.invalidate([deviceCacheKey(serialId, deviceId), serialCacheKey(result.serial.numberHash)])
+      await cache.invalidate([deviceSlotCache.key(serialId, deviceId), serialStateCache.key(result.serial.numberHash)])
     }
     return view(result.device)
   }
@@ -83,7 +84,7 @@ export function createDeviceService (deps: Deps) {
     if (culled.length === 0) return
     deps.eventsWritten()
     const keys = new Set<string>()
-    for (const c of culled) { keys.add(deviceCacheKey(c.serialId, c.deviceId)); keys.add(serialCacheKey(c.numberHash)) }
+    for (const c of culled) { keys.add(deviceSlotCache.key(c.serialId, c.deviceId)); keys.add(serialStateCache.key(c.numberHash)) }
     await cache.invalidate([...keys])
   }
 

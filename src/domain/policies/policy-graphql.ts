@@ -9,7 +9,7 @@ export const PolicyRef = builder.objectRef<PolicyView>('Policy').implement({
   fields: (t) => ({
     id: t.exposeID('id', { description: 'Policy id (pol_…)' }),
     name: t.exposeString('name', { description: 'Vendor\'s name for the policy, e.g. Pro' }),
-    maxDevices: t.exposeInt('maxDevices', { description: 'Device limit a new serial takes unless its input sets maxUsageCount' }),
+    maxDevices: t.exposeInt('maxDevices', { description: 'Device limit a new serial takes unless its input sets maxDevices' }),
     durationDays: t.exposeInt('durationDays', { nullable: true, description: 'Days from a serial\'s creation to its expiry; null = never expires' }),
     floating: t.exposeBoolean('floating', { description: 'True: a device\'s slot is a lease renewed by validations and heartbeats' }),
     heartbeatSeconds: t.exposeInt('heartbeatSeconds', { description: 'Expected seconds between heartbeats (5–86,400; floating only)' }),

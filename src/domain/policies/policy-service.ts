@@ -121,7 +121,7 @@ export function createPolicyService (deps: Deps) {
         const [updated] = await tx.update(policies).set({ ...changes, updatedAt: now }).where(eq(policies.id, id)).returning()
         let touched = false
         if (changes.maxDevices !== undefined && changes.maxDevices !== current.maxDevices) {
-          await tx.update(serials).set({ maxUsageCount: changes.maxDevices, updatedAt: now })
+          await tx.update(serials).set({ maxDevices: changes.maxDevices, updatedAt: now })
             .where(and(eq(serials.policyId, id), eq(serials.inheritsMaxDevices, true)))
           touched = true
         }

@@ -41,7 +41,7 @@ export function createPortalService (services: { serials: Pick<SerialService, 'g
         status: serial.status,
         expiresAt: serial.expiresAt,
         isDemo: serial.isDemo,
-        maxDevices: serial.maxUsageCount,
+        maxDevices: serial.maxDevices,
         entitlements: terms?.entitlements ?? [],
         devices: page.items.map((d) => ({ deviceId: d.deviceId, firstSeenAt: d.firstSeenAt, lastSeenAt: d.lastSeenAt }))
       }

@@ -27,7 +27,8 @@ export const SerialRef = builder.objectRef<SerialView>('Serial').implement({
       resolve: (serial, _args, ctx) => ctx.loaders.client.load(serial.clientId)
     }),
     maskedNumber: t.exposeString('maskedNumber', { description: 'Only the last group is shown; see revealSerialNumber' }),
-    maxUsageCount: t.exposeInt('maxUsageCount', { description: 'Maximum number of active devices' }),
+    maxDevices: t.exposeInt('maxDevices', { description: 'Maximum number of active devices (the device limit)' }),
+    maxUsageCount: t.exposeInt('maxDevices', { description: 'Maximum number of active devices', deprecationReason: 'Use maxDevices (the same number); maxUsageCount goes in a later release' }),
     activeDevices: t.exposeInt('activeDevices', { description: 'Devices holding a slot now' }),
     expiresAt: t.expose('expiresAt', { type: 'DateTime', nullable: true, description: 'When the serial expires; null = never' }),
     isDemo: t.exposeBoolean('isDemo', { description: 'A demo serial: expires 14 days after creation unless expiresAt was given' }),
@@ -81,11 +82,12 @@ const SerialFilter = builder.inputType('SerialFilter', {
 
 const serialFields = (t: InputFieldBuilder) => ({
   clientId: t.id({ description: 'The client the serial belongs to (cli_…)', required: true }),
-  maxUsageCount: t.int({ description: 'Maximum active devices (default 1)' }),
+  maxDevices: t.int({ description: 'Maximum active devices (default 1, or the policy\'s)' }),
+  maxUsageCount: t.int({ description: 'Maximum active devices', deprecationReason: 'Use maxDevices; giving both with different values is a VALIDATION_ERROR' }),
   expiresAt: t.field({ type: 'DateTime', description: 'When it expires; omitted or null = never (demo serials: 14 days)' }),
   isDemo: t.boolean({ description: 'A demo serial (expires after 14 days unless expiresAt is given)' }),
   metadata: t.field({ type: 'JSON', description: 'JSON object, at most 4 KiB' }),
-  policyId: t.id({ description: 'Policy whose device limit, duration and entitlements the serial takes, unless maxUsageCount / expiresAt are given' })
+  policyId: t.id({ description: 'Policy whose device limit, duration and entitlements the serial takes, unless maxDevices / expiresAt are given' })
 })
 
 const CreateSerialInput = builder.inputType('CreateSerialInput', { description: 'A new serial', fields: (t) => serialFields(t) })
@@ -101,7 +103,8 @@ const UpdateSerialInput = builder.inputType('UpdateSerialInput', {
   description: 'Changes to a serial; absent fields stay as they are',
   fields: (t) => ({
     id: t.id({ description: 'The serial to change (ser_…)', required: true }),
-    maxUsageCount: t.int({ description: 'New device limit (active devices beyond it keep their slots)' }),
+    maxDevices: t.int({ description: 'New device limit (active devices beyond it keep their slots)' }),
+    maxUsageCount: t.int({ description: 'New device limit', deprecationReason: 'Use maxDevices; giving both with different values is a VALIDATION_ERROR' }),
     expiresAt: t.field({ description: 'New expiry; null = never', type: 'DateTime' }),
     metadata: t.field({ description: 'New metadata object (replaces the old one)', type: 'JSON' })
   })

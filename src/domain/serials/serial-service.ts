@@ -18,13 +18,15 @@ import { policyExpiry } from '../policies/policy-rules.ts'
 import { formatSerialNumber, generateSerialNumber, maskSerialNumber, normaliseSerialNumber } from './serial-number.ts'
 import type { PolicyRow } from '../policies/policy-service.ts'
 import { displayStatus } from './serial-rules.ts'
-import { serialCacheKey, type SerialRow } from './serial-state.ts'
+import type { SerialRow } from './serial-state.ts'
+import { serialStateCache } from '../cached-state.ts'
 
 export interface SerialView {
   id: string
   clientId: string
   maskedNumber: string
-  maxUsageCount: number
+  /** The device limit. */
+  maxDevices: number
   activeDevices: number
   expiresAt: Date | null
   isDemo: boolean
@@ -45,22 +47,36 @@ const metadataSchema = jsonObjectInput(4096)
 const maxUsage = z.number().int().min(1).max(100_000)
 const idempotencyKey = idempotencyKeyInput.optional().nullable()
 
+/**
+ * maxDevices, or its deprecated GraphQL alias maxUsageCount (kept for a release); both given must
+ * agree. The parsed input carries maxDevices only.
+ */
+function oneDeviceLimit<T extends { maxDevices?: number | null, maxUsageCount?: number | null }> ({ maxUsageCount, ...rest }: T, ctx: z.RefinementCtx): Omit<T, 'maxUsageCount'> {
+  if (maxUsageCount != null && rest.maxDevices != null && maxUsageCount !== rest.maxDevices) {
+    ctx.addIssue({ code: 'custom', path: ['maxDevices'], message: 'maxDevices and its deprecated alias maxUsageCount differ' })
+    return z.NEVER
+  }
+  return { ...rest, maxDevices: rest.maxDevices ?? maxUsageCount }
+}
+
 const createFields = {
   clientId: z.string().min(1).max(64),
+  maxDevices: maxUsage.optional().nullable(),
   maxUsageCount: maxUsage.optional().nullable(),
   expiresAt: dateInput.optional().nullable(),
   isDemo: z.boolean().optional().nullable(),
   metadata: metadataSchema.optional().nullable(),
   policyId: z.string().min(1).max(64).optional().nullable()
 }
-const createInput = z.object(createFields)
-const createManyInput = z.object({ ...createFields, count: z.number().int().min(1).max(10_000), idempotencyKey })
+const createInput = z.object(createFields).transform(oneDeviceLimit)
+const createManyInput = z.object({ ...createFields, count: z.number().int().min(1).max(10_000), idempotencyKey }).transform(oneDeviceLimit)
 const updateInput = z.object({
   id: z.string().min(1).max(64),
+  maxDevices: maxUsage.optional(),
   maxUsageCount: maxUsage.optional(),
   expiresAt: dateInput.optional().nullable(),
   metadata: metadataSchema.optional()
-})
+}).transform(oneDeviceLimit)
 const idInput = z.object({ id: z.string().min(1).max(64) })
 const revokeInput = z.object({ id: z.string().min(1).max(64), reason: z.string().trim().min(1).max(500) })
 const listFilter = z.object({
@@ -85,7 +101,7 @@ async function insertSerials (tx: Executor, rows: Array<typeof serials.$inferIns
   await tx.execute(sql`
     with s as (
       insert into serials (id, client_id, number_hash, number_enc, number_tail, max_usage_count, expires_at, is_demo, metadata, batch_id, policy_id, inherits_max_devices, inherits_duration, created_at, updated_at)
-      select u.id, ${first.clientId}, u.hash, u.enc, u.tail, ${first.maxUsageCount ?? 1}::int, ${first.expiresAt?.toISOString() ?? null}::timestamptz,
+      select u.id, ${first.clientId}, u.hash, u.enc, u.tail, ${first.maxDevices ?? 1}::int, ${first.expiresAt?.toISOString() ?? null}::timestamptz,
         ${first.isDemo ?? false}::boolean, ${JSON.stringify(first.metadata ?? {})}::jsonb, ${first.batchId ?? null}::text,
         ${first.policyId ?? null}::text, ${first.inheritsMaxDevices ?? false}::boolean, ${first.inheritsDuration ?? false}::boolean,
         ${first.createdAt!.toISOString()}::timestamptz, ${first.createdAt!.toISOString()}::timestamptz
@@ -100,7 +116,7 @@ async function insertSerials (tx: Executor, rows: Array<typeof serials.$inferIns
     numberHash: r.numberHash,
     numberEnc: r.numberEnc,
     numberTail: r.numberTail,
-    maxUsageCount: r.maxUsageCount ?? 1,
+    maxDevices: r.maxDevices ?? 1,
     activeDevices: 0,
     expiresAt: r.expiresAt ?? null,
     isDemo: r.isDemo ?? false,
@@ -128,7 +144,7 @@ export function createSerialService (deps: Deps) {
     id: row.id,
     clientId: row.clientId,
     maskedNumber: maskSerialNumber(row.numberTail),
-    maxUsageCount: row.maxUsageCount,
+    maxDevices: row.maxDevices,
     activeDevices: row.activeDevices,
     expiresAt: row.expiresAt,
     isDemo: row.isDemo,
@@ -167,11 +183,11 @@ export function createSerialService (deps: Deps) {
    */
   function buildRows (data: z.output<typeof createInput>, count: number, batchId: string | null, policy: PolicyRow | null) {
     const now = clock()
-    const inheritsMaxDevices = policy !== null && data.maxUsageCount == null
+    const inheritsMaxDevices = policy !== null && data.maxDevices == null
     const inheritsDuration = policy !== null && data.expiresAt == null && !(data.isDemo && policy.durationDays === null)
     const demoExpiry = data.isDemo ? new Date(now.getTime() + DEMO_DAYS * DAY_MS) : null
     const expiresAt = data.expiresAt ?? (inheritsDuration ? policyExpiry(now, policy!.durationDays) : demoExpiry)
-    const maxUsageCount = data.maxUsageCount ?? policy?.maxDevices ?? 1
+    const maxDevices = data.maxDevices ?? policy?.maxDevices ?? 1
     const issued: Array<{ row: typeof serials.$inferInsert, number: string }> = []
     for (let i = 0; i < count; i++) {
       const number = generateSerialNumber()
@@ -183,7 +199,7 @@ export function createSerialService (deps: Deps) {
           numberHash: lookupHash(config.pepper, number),
           numberEnc: keyring.encrypt(number),
           numberTail: number.slice(20),
-          maxUsageCount,
+          maxDevices,
           expiresAt,
           isDemo: data.isDemo ?? false,
           metadata: data.metadata ?? {},
@@ -211,8 +227,8 @@ export function createSerialService (deps: Deps) {
     const rows = await exec.transaction(async (tx) => {
       const inserted = await insertSerials(tx, issued.map((s) => s.row))
       await appendAudit(tx, actor, meta, [batchId
-        ? { action: 'serial.created', targetType: 'batch', targetId: batchId, clientId: data.clientId, changes: { count, maxUsageCount: issued[0]!.row.maxUsageCount, isDemo: data.isDemo ?? false, policyId: data.policyId ?? null } }
-        : { action: 'serial.created', targetType: 'serial', targetId: inserted[0]!.id, clientId: data.clientId, changes: { maxUsageCount: issued[0]!.row.maxUsageCount, isDemo: data.isDemo ?? false, policyId: data.policyId ?? null } }])
+        ? { action: 'serial.created', targetType: 'batch', targetId: batchId, clientId: data.clientId, changes: { count, maxDevices: issued[0]!.row.maxDevices, isDemo: data.isDemo ?? false, policyId: data.policyId ?? null } }
+        : { action: 'serial.created', targetType: 'serial', targetId: inserted[0]!.id, clientId: data.clientId, changes: { maxDevices: issued[0]!.row.maxDevices, isDemo: data.isDemo ?? false, policyId: data.policyId ?? null } }])
       return inserted
     })
     deps.eventsWritten()
@@ -231,7 +247,7 @@ export function createSerialService (deps: Deps) {
       return updated!
     })
     deps.eventsWritten()
-    await cache.invalidate([serialCacheKey(row.numberHash)])
+    await cache.invalidate([serialStateCache.key(row.numberHash)])
     return view(row)
   }
 
@@ -270,13 +286,13 @@ export function createSerialService (deps: Deps) {
       const data = parseInput(updateInput, input)
       checkExpiry(data.expiresAt)
       const changes: Record<string, unknown> = {}
-      if (data.maxUsageCount !== undefined) changes.maxUsageCount = data.maxUsageCount
+      if (data.maxDevices !== undefined) { changes.maxDevices = data.maxDevices; changes.maxUsageCount = data.maxDevices }
       if (data.expiresAt !== undefined) changes.expiresAt = data.expiresAt
       if (data.metadata !== undefined) changes.metadata = data.metadata
       // A value set here is the serial's own from now on: a later policy change leaves it alone.
       // A new expiry also gets its own expiring/expired notices.
       const own: Partial<typeof serials.$inferInsert> = {
-        ...(data.maxUsageCount !== undefined ? { inheritsMaxDevices: false } : {}),
+        ...(data.maxDevices !== undefined ? { inheritsMaxDevices: false } : {}),
         ...(data.expiresAt !== undefined ? { inheritsDuration: false, expiringNotifiedAt: null, expiredNotifiedAt: null } : {})
       }
       return changeState(actor, meta, data.id, 'serial.updated', () => ({ ...changes, ...own }), changes)

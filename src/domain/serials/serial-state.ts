@@ -18,7 +18,7 @@ export function stateOf (row: SerialRow, clientNumber: string): SerialState {
     clientNumber,
     status: row.status as SerialState['status'],
     expiresAt: row.expiresAt ? row.expiresAt.getTime() : null,
-    maxUsageCount: row.maxUsageCount,
+    maxDevices: row.maxDevices,
     activeDevices: row.activeDevices,
     isDemo: row.isDemo,
     policyId: row.policyId

@@ -25,7 +25,7 @@ const state = (r: Row): SlotState => ({
   clientId: r.client_id,
   status: r.status as SerialState['status'],
   expiresAt: r.expires_at === null ? null : new Date(r.expires_at).getTime(),
-  maxUsageCount: r.max_usage_count,
+  maxDevices: r.max_usage_count,
   activeDevices: r.active_devices,
   isDemo: r.is_demo,
   policyId: r.policy_id

@@ -68,7 +68,7 @@ export function createActivation (deps: Deps, deviceService: Pick<DeviceService,
         if (leaseDate) await tx.update(devices).set({ leaseExpiresAt: leaseDate, lastSeenAt: now }).where(eq(devices.id, device.id))
         return { code: 'VALID' as const, state, activated: false, leaseExpiresAt: lease }
       }
-      if (terms?.floating && state.activeDevices >= state.maxUsageCount) {
+      if (terms?.floating && state.activeDevices >= state.maxDevices) {
         culled = await deviceService.cullSerial(tx, row.serial, now)
         if (culled.length > 0) { wroteEvents = true; state = { ...state, activeDevices: Math.max(0, state.activeDevices - culled.length) } }
       }
@@ -92,7 +92,7 @@ export function createActivation (deps: Deps, deviceService: Pick<DeviceService,
       }
       // Conditional increment: even without the lock above, the limit could not be passed.
       const [counted] = await tx.update(serials).set({ activeDevices: sql`${serials.activeDevices} + 1` })
-        .where(and(eq(serials.id, serialId), sql`${serials.activeDevices} < ${serials.maxUsageCount}`))
+        .where(and(eq(serials.id, serialId), sql`${serials.activeDevices} < ${serials.maxDevices}`))
         .returning({ activeDevices: serials.activeDevices })
       if (!counted) return { code: 'TOO_MANY_DEVICES' as const, state, activated: false, leaseExpiresAt: null }
       const info = deviceInfo ? keyring.encrypt(JSON.stringify(deviceInfo)) : null

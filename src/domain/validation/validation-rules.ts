@@ -30,8 +30,8 @@ export function checkSerial (serial: SerialState | undefined, clientStatus: stri
 }
 
 /** Whether a device not yet holding a slot may take one. */
-export function hasFreeSlot (serial: Pick<SerialState, 'activeDevices' | 'maxUsageCount'>): boolean {
-  return serial.activeDevices < serial.maxUsageCount
+export function hasFreeSlot (serial: Pick<SerialState, 'activeDevices' | 'maxDevices'>): boolean {
+  return serial.activeDevices < serial.maxDevices
 }
 
 /**
@@ -39,7 +39,7 @@ export function hasFreeSlot (serial: Pick<SerialState, 'activeDevices' | 'maxUsa
  * limit first, then the rolling activation cap (null = no cap). `activationsInWindow` counts
  * activations in the last 24 h, releases included, so release-and-reactivate cannot reset it.
  */
-export function checkNewDevice (serial: Pick<SerialState, 'activeDevices' | 'maxUsageCount'>, activationsInWindow: number, maxActivationsPerDay: number | null): 'TOO_MANY_DEVICES' | 'TOO_MANY_ACTIVATIONS' | null {
+export function checkNewDevice (serial: Pick<SerialState, 'activeDevices' | 'maxDevices'>, activationsInWindow: number, maxActivationsPerDay: number | null): 'TOO_MANY_DEVICES' | 'TOO_MANY_ACTIVATIONS' | null {
   if (!hasFreeSlot(serial)) return 'TOO_MANY_DEVICES'
   if (maxActivationsPerDay !== null && activationsInWindow >= maxActivationsPerDay) return 'TOO_MANY_ACTIVATIONS'
   return null

@@ -5,18 +5,18 @@ import { and, eq } from 'drizzle-orm'
 import { LRUCache } from 'lru-cache'
 import { z } from 'zod'
 import { clients, devices, serials } from '../../../schema/index.ts'
-import { clientCacheKey } from '../clients/client-service.ts'
 import type { DeviceService } from '../devices/device-service.ts'
 import { createActivation } from './activation.ts'
 import { lookupHash } from '../../infra/crypto.ts'
 import type { Deps } from '../deps.ts'
+import { readThrough, store } from '../../infra/cache.ts'
+import { clientStatusCache, deviceSlotCache, serialStateCache, type PolicyTerms, type SerialState } from '../cached-state.ts'
 import { answerSigningInput } from '../../../packages/client/src/verify.ts'
 import { parseInput } from '../../kernel/input.ts'
 import { loadPolicyTerms } from '../policies/policy-service.ts'
-import type { PolicyTerms } from '../policies/policy-rules.ts'
 import { normaliseSerialNumber } from '../serials/serial-number.ts'
 import { checkSerial, MESSAGES, type ValidationCode } from './validation-rules.ts'
-import { CACHE_TTL_S, deviceCacheKey, deviceIdSchema, deviceInfoSchema, serialCacheKey, stateOf, type SerialState } from '../serials/serial-state.ts'
+import { deviceIdSchema, deviceInfoSchema, stateOf } from '../serials/serial-state.ts'
 import type { ValidationRecorder } from './validation-recorder.ts'
 import { isLapsed, leaseUntil } from '../policies/lease-rules.ts'
 
@@ -40,6 +40,9 @@ export interface ValidationResult {
 
 export interface ValidationOutcome { result: ValidationResult, serial?: SerialState, policy?: PolicyTerms | null }
 
+/** A serial as loadSerial reads it: the client's status, and the device's slot when PostgreSQL was asked (null = none). */
+interface SerialRead { state?: SerialState, clientStatus?: string, slot?: { active: boolean, leaseExpiresAt: number | null } | null }
+
 export interface HeartbeatResult { alive: boolean, code: ValidationCode, leaseExpiresAt: Date | null }
 
 const validateInput = z.object({
@@ -49,9 +52,6 @@ const validateInput = z.object({
   nonce: z.string().min(1).max(128).optional().nullable()
 })
 const heartbeatInput = z.object({ serialNumber: z.string().max(64), deviceId: deviceIdSchema })
-
-/** What the device cache (`d:<serialId>:<deviceId>`) holds: the slot, and its lease as last stored. */
-type CachedSlot = 1 | { lease: number }
 
 /** The bytes a nonce signature covers: the SDK's own definition, so both sides agree by construction. */
 export function signedPayload (r: ValidationResult, deviceId: string, nonce: string): Uint8Array {
@@ -77,29 +77,33 @@ export function createValidationService (deps: Deps & { devices: DeviceService, 
   const renewed = new LRUCache<string, number>({ max: 200_000 })
 
   /** Serial state from L1, L2, else one query with the client's status and this device's slot. */
-  async function loadSerial (numberHash: string, deviceId: string): Promise<{ state?: SerialState, clientStatus?: string, slot?: { active: boolean, leaseExpiresAt: number | null } | null }> {
-    const key = serialCacheKey(numberHash)
-    const cached = cache.getLocal<SerialState>(key) ?? await cache.get<SerialState>(key)
-    if (cached) return { state: cached, clientStatus: await loadClientStatus(cached.clientId) }
-    const [row] = await database.lookupDb.select({ serial: serials, clientNumber: clients.clientNumber, clientStatus: clients.status, deviceActive: devices.active, leaseExpiresAt: devices.leaseExpiresAt })
-      .from(serials).innerJoin(clients, eq(clients.id, serials.clientId))
-      .leftJoin(devices, and(eq(devices.serialId, serials.id), eq(devices.deviceId, deviceId)))
-      .where(eq(serials.numberHash, numberHash)).limit(1)
-    if (!row) return {}
-    const state = stateOf(row.serial, row.clientNumber)
-    void cache.set(key, state, CACHE_TTL_S)
-    void cache.set(clientCacheKey(state.clientId), { status: row.clientStatus }, CACHE_TTL_S)
-    return { state, clientStatus: row.clientStatus, slot: row.deviceActive === null ? null : { active: row.deviceActive, leaseExpiresAt: row.leaseExpiresAt?.getTime() ?? null } }
+  async function loadSerial (numberHash: string, deviceId: string): Promise<SerialRead> {
+    /** Set when the query ran: it read the client's status and the slot too. */
+    const queried: { read?: SerialRead } = {}
+    const cached = readThrough(cache, serialStateCache, [numberHash], async () => {
+      const [row] = await database.lookupDb.select({ serial: serials, clientNumber: clients.clientNumber, clientStatus: clients.status, deviceActive: devices.active, leaseExpiresAt: devices.leaseExpiresAt })
+        .from(serials).innerJoin(clients, eq(clients.id, serials.clientId))
+        .leftJoin(devices, and(eq(devices.serialId, serials.id), eq(devices.deviceId, deviceId)))
+        .where(eq(serials.numberHash, numberHash)).limit(1)
+      if (!row) return undefined
+      const state = stateOf(row.serial, row.clientNumber)
+      void store(cache, clientStatusCache, [state.clientId], { status: row.clientStatus })
+      queried.read = { state, clientStatus: row.clientStatus, slot: row.deviceActive === null ? null : { active: row.deviceActive, leaseExpiresAt: row.leaseExpiresAt?.getTime() ?? null } }
+      return state
+    })
+    // An L1 hit comes back as it is: no await for it.
+    const state = cached instanceof Promise ? await cached : cached
+    if (queried.read) return queried.read
+    if (!state) return {}
+    return { state, clientStatus: (await loadClientStatus(state.clientId))?.status }
   }
 
-  async function loadClientStatus (clientId: string): Promise<string | undefined> {
-    const key = clientCacheKey(clientId)
-    const cached = cache.getLocal<{ status: string }>(key) ?? await cache.get<{ status: string }>(key)
-    if (cached) return cached.status
-    const [row] = await database.lookupDb.select({ status: clients.status }).from(clients).where(eq(clients.id, clientId)).limit(1)
-    if (!row) return undefined
-    void cache.set(key, { status: row.status }, CACHE_TTL_S)
-    return row.status
+  /** The client's status from L1, L2, else PostgreSQL; an L1 hit comes back as it is. */
+  function loadClientStatus (clientId: string) {
+    return readThrough(cache, clientStatusCache, [clientId], async () => {
+      const [row] = await database.lookupDb.select({ status: clients.status }).from(clients).where(eq(clients.id, clientId)).limit(1)
+      return row ? { status: row.status } : undefined
+    })
   }
 
   /**
@@ -108,10 +112,12 @@ export function createValidationService (deps: Deps & { devices: DeviceService, 
    * Returns the lease after renewal (null for node-locked), or undefined when no slot is held.
    */
   async function holdSlot (state: SerialState, deviceId: string, slot: { active: boolean, leaseExpiresAt: number | null } | null | undefined, terms: PolicyTerms | null, now: number): Promise<{ lease: number | null } | undefined> {
-    const key = deviceCacheKey(state.id, deviceId)
+    const key = deviceSlotCache.key(state.id, deviceId)
     const next = leaseUntil(terms, now)
     if (slot === undefined) {
-      const cached = cache.getLocal<CachedSlot>(key) ?? await cache.get<CachedSlot>(key)
+      // Nothing to load: a slot is read from PostgreSQL only by activation or renewInDb.
+      const read = readThrough(cache, deviceSlotCache, [state.id, deviceId], () => undefined)
+      const cached = read instanceof Promise ? await read : read
       if (cached !== undefined) {
         const stored = cached === 1 ? null : cached.lease
         const lease = Math.max(stored ?? 0, renewed.get(key) ?? 0)
@@ -126,9 +132,9 @@ export function createValidationService (deps: Deps & { devices: DeviceService, 
       return undefined
     }
     if (!slot?.active) return undefined
-    if (next === null) { void cache.set(key, 1, CACHE_TTL_S); return { lease: null } }
+    if (next === null) { void store(cache, deviceSlotCache, [state.id, deviceId], 1); return { lease: null } }
     if (slot.leaseExpiresAt !== null && !isLapsed(slot.leaseExpiresAt, now)) {
-      void cache.set(key, { lease: slot.leaseExpiresAt }, CACHE_TTL_S)
+      void store(cache, deviceSlotCache, [state.id, deviceId], { lease: slot.leaseExpiresAt })
       renewed.set(key, next)
       return { lease: next }
     }
@@ -137,7 +143,7 @@ export function createValidationService (deps: Deps & { devices: DeviceService, 
 
   async function renewInDb (key: string, serialId: string, deviceId: string, next: number): Promise<{ lease: number } | undefined> {
     if (!await deps.devices.renewLease(serialId, deviceId, next)) return undefined
-    void cache.set(key, { lease: next }, CACHE_TTL_S)
+    void store(cache, deviceSlotCache, [serialId, deviceId], { lease: next })
     renewed.set(key, next)
     return { lease: next }
   }
@@ -148,7 +154,7 @@ export function createValidationService (deps: Deps & { devices: DeviceService, 
       code,
       message: MESSAGES[code],
       expiresAt: state?.expiresAt != null ? new Date(state.expiresAt) : null,
-      remainingDevices: state ? Math.max(0, state.maxUsageCount - state.activeDevices) : null,
+      remainingDevices: state ? Math.max(0, state.maxDevices - state.activeDevices) : null,
       isDemo: state ? state.isDemo : null,
       serverTime: now,
       nonce: nonce ?? null,
@@ -191,14 +197,13 @@ export function createValidationService (deps: Deps & { devices: DeviceService, 
     // Both cache writes change this instance's L1 before their first await; Redis and the other
     // instances are told while the answer goes out (neither write can fail the request).
     if (outcome.code === 'VALID') {
-      const key = deviceCacheKey(state.id, data.deviceId)
-      void cache.set(key, outcome.leaseExpiresAt === null ? 1 : { lease: outcome.leaseExpiresAt }, CACHE_TTL_S)
-      if (outcome.leaseExpiresAt !== null) renewed.set(key, outcome.leaseExpiresAt)
+      void store(cache, deviceSlotCache, [state.id, data.deviceId], outcome.leaseExpiresAt === null ? 1 : { lease: outcome.leaseExpiresAt })
+      if (outcome.leaseExpiresAt !== null) renewed.set(deviceSlotCache.key(state.id, data.deviceId), outcome.leaseExpiresAt)
     }
     // The serial's new count is known here (the statement returned it): this instance keeps it,
     // the others drop theirs. Every activation would otherwise turn the next validation of the
     // serial on this instance into a cache miss.
-    if (outcome.activated) void cache.replace(serialCacheKey(numberHash), fresh)
+    if (outcome.activated) void cache.replace(serialStateCache.key(numberHash), fresh)
     record(fresh, outcome.code === 'VALID' ? data.deviceId : null, outcome.code, null)
     return { result: answer(outcome.code, fresh, terms, outcome.leaseExpiresAt, data.deviceId, data.nonce, now), serial: fresh, policy: terms }
   }
