@@ -6,12 +6,12 @@ import { createPortalService } from '../domain/portal/portal-service.ts'
 import { createRevocationListService } from '../domain/revocation-list/revocation-list-service.ts'
 import { createValidationRecorder, type ValidationRecorder } from '../domain/validation/validation-recorder.ts'
 import { createOutboxRelay, type OutboxRelay } from '../events/outbox-relay.ts'
-import { createCache, type ICache } from '../infra/cache.ts'
+import { createCache } from '../infra/cache.ts'
 import { createKeyring, type IKeyring } from '../infra/crypto.ts'
 import { createDatabase, type IDatabase } from '../infra/database.ts'
-import { createEventBus, type IEventBus } from '../infra/event-bus.ts'
-import { createMetrics, type Metrics } from '../infra/metrics.ts'
-import { createSigner, type ISigner } from '../infra/signing.ts'
+import { createEventBus } from '../infra/event-bus.ts'
+import { createMetrics } from '../infra/metrics.ts'
+import { createSigner } from '../infra/signing.ts'
 import { createAnalyticsService } from '../domain/analytics/analytics-service.ts'
 import { createApiKeyService } from '../domain/api-keys/api-key-service.ts'
 import { createAuditService } from '../domain/audit/audit-service.ts'
@@ -52,14 +52,7 @@ export function createServices (deps: Deps, recorder: ValidationRecorder) {
 export type Services = ReturnType<typeof createServices>
 
 /** Everything the composition root builds: the backends, the background workers and the services. */
-export interface Root {
-  config: Config
-  database: IDatabase
-  cache: ICache
-  bus: IEventBus
-  keyring: IKeyring
-  signer: ISigner
-  metrics: Metrics
+export interface Root extends Omit<Deps, 'log' | 'clock' | 'eventsWritten'> {
   relay: OutboxRelay
   recorder: ValidationRecorder
   services: Services
