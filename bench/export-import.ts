@@ -19,10 +19,12 @@ const sqlAdmin = postgres(admin, { max: 1, onnotice: () => {} })
 const urlOf = (name: string) => { const u = new URL(admin); u.pathname = `/${name}`; return u.toString() }
 // The target deployment's own secrets: everything encrypted or hashed is redone on import.
 const targetSecrets = { ENCRYPTION_PEPPER: randomBytes(24).toString('hex'), ENCRYPTION_KEY: randomBytes(32).toString('hex'), JWT_SECRET: randomBytes(24).toString('hex') }
+const signingKey = randomBytes(32).toString('base64')
 const dir = mkdtempSync(join(tmpdir(), 'serials-bench-'))
 try {
   for (const n of names) await sqlAdmin.unsafe(`create database ${n}`)
-  const env = (url: string, extra: Record<string, string> = {}) => ({ NODE_ENV: 'test', DATA_DIR: dataDir, DATABASE_URL: url, LOG_LEVEL: 'silent', ...extra })
+  // Both operators hold the signing key (`--key-env`): the import checks the file's signature.
+  const env = (url: string, extra: Record<string, string> = {}) => ({ NODE_ENV: 'test', DATA_DIR: dataDir, DATABASE_URL: url, LOG_LEVEL: 'silent', EXPORT_KEY: signingKey, ...extra })
   const seedStart = performance.now()
   const { clientId, db } = await seedSerials(urlOf(names[0]!), total, dataDir)
   await db.unsafe(`insert into usage_events (id, serial_id, client_id, device_id, quantity, feature)
@@ -31,14 +33,18 @@ try {
   process.stderr.write(`seeded ${total} serials with one device and one usage event each in ${Math.round(performance.now() - seedStart)} ms\n`)
 
   const file = join(dir, 'client.ndjson')
-  const io = { out: (l: string) => process.stdout.write(`${l}\n`), err: () => {} }
+  const io = { out: (l: string) => process.stdout.write(`${l}\n`), err: (l: string) => { if (!l.startsWith('export: ') && !l.startsWith('import: ')) process.stderr.write(`${l}\n`) } }
   let t0 = performance.now()
-  if (await runCli(['export', '--client', clientId, '--out', file], env(urlOf(names[0]!)), io) !== 0) throw new Error('export failed')
+  if (await runCli(['export', '--client', clientId, '--out', file, '--key-env', 'EXPORT_KEY'], env(urlOf(names[0]!)), io) !== 0) throw new Error('export failed')
   const exportMs = performance.now() - t0
+  // The first of import's two passes alone: signature and every row, no database.
   t0 = performance.now()
-  if (await runCli(['import', '--in', file], env(urlOf(names[1]!), targetSecrets), io) !== 0) throw new Error('import failed')
+  if (await runCli(['verify-export', '--in', file, '--key-env', 'EXPORT_KEY'], env(urlOf(names[1]!)), io) !== 0) throw new Error('verify-export failed')
+  const verifyMs = performance.now() - t0
+  t0 = performance.now()
+  if (await runCli(['import', '--in', file, '--key-env', 'EXPORT_KEY'], env(urlOf(names[1]!), targetSecrets), io) !== 0) throw new Error('import failed')
   const importMs = performance.now() - t0
-  process.stdout.write(`${JSON.stringify({ serials: total, devices: total, usageEvents: total, exportSeconds: +(exportMs / 1000).toFixed(1), importSeconds: +(importMs / 1000).toFixed(1), fileMB: +(statSync(file).size / 1e6).toFixed(1) })}\n`)
+  process.stdout.write(`${JSON.stringify({ serials: total, devices: total, usageEvents: total, exportSeconds: +(exportMs / 1000).toFixed(1), verifySeconds: +(verifyMs / 1000).toFixed(1), importSeconds: +(importMs / 1000).toFixed(1), fileMB: +(statSync(file).size / 1e6).toFixed(1) })}\n`)
 } finally {
   for (const n of names) await sqlAdmin.unsafe(`drop database if exists ${n} with (force)`)
   await sqlAdmin.end()

@@ -121,7 +121,7 @@ async function subscriptionLatency (clientId: string, body: { serialNumber: stri
 /** The quick-start configuration: PGlite in a temporary folder, in-process cache and bus. */
 async function embedded (): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'serials-bench-'))
-  const service = await start('src/main/server.ts', { DATABASE_URL: undefined, REDIS_URL: undefined, DATA_DIR: dir, ADMIN_API_KEY: ADMIN, LOG_LEVEL: 'warn', RATE_LIMIT: '100000000', VALIDATE_RATE_LIMIT: '100000000', SIGNING_ALGORITHM: 'ED25519' }, 3904)
+  const service = await start('src/main/server.ts', { DATABASE_URL: undefined, REDIS_URL: undefined, DATA_DIR: dir, ADMIN_API_KEY: ADMIN, LOG_LEVEL: 'warn', RATE_LIMIT: '100000000', VALIDATE_RATE_LIMIT: '100000000', FAILED_LOOKUP_LIMIT: '100000000', SIGNING_ALGORITHM: 'ED25519' }, 3904)
   try {
     const client = (await gql(3904, 'mutation { createClient(input: { clientNumber: "BENCH-E", name: "Bench", contactEmail: "b@bench.test" }) { id } }')).createClient
     const serial = (await gql(3904, 'mutation ($i: CreateSerialInput!) { createSerial(input: $i) { serialNumber } }', { i: { clientId: client.id, maxUsageCount: 10 } })).createSerial
@@ -188,7 +188,7 @@ async function main () {
   await admin.end()
 
   const ceiling = await start('bench/ceiling-server.ts', {}, 3901)
-  const env: Record<string, string> = { DATABASE_URL: DB, ...(noRedis ? {} : { REDIS_URL: REDIS }), REDIS_PREFIX: `bench${Date.now()}`, ADMIN_API_KEY: ADMIN, LOG_LEVEL: 'warn', RATE_LIMIT: '100000000', VALIDATE_RATE_LIMIT: '100000000', DATA_DIR: `${root}data`, SIGNING_ALGORITHM: 'ED25519' }
+  const env: Record<string, string> = { DATABASE_URL: DB, ...(noRedis ? {} : { REDIS_URL: REDIS }), REDIS_PREFIX: `bench${Date.now()}`, ADMIN_API_KEY: ADMIN, LOG_LEVEL: 'warn', RATE_LIMIT: '100000000', VALIDATE_RATE_LIMIT: '100000000', FAILED_LOOKUP_LIMIT: '100000000', DATA_DIR: `${root}data`, SIGNING_ALGORITHM: 'ED25519' }
   let service = await start('src/main/server.ts', env, 3902)
   const restart = async (prefix: string) => {
     service.kill('SIGTERM')

@@ -16,7 +16,8 @@ export async function seedSerials (url: string, total: number, dataDir: string):
   }
   await app.close()
   const db = postgres(url, { max: 1, onnotice: () => {} })
-  await db.unsafe("insert into devices (id, serial_id, device_id) select 'dev_' || substr(md5(id), 1, 26), id, 'device-1' from serials")
+  // Ids in the service's own form (dev_ + 26 of 0-9 A-Z): an import refuses any other.
+  await db.unsafe("insert into devices (id, serial_id, device_id) select 'dev_' || upper(substr(md5(id), 1, 26)), id, 'device-1' from serials")
   await db.unsafe('update serials set active_devices = 1')
   return { clientId: client.id, db }
 }

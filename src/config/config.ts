@@ -15,6 +15,10 @@ const bool = (fallback: boolean) => z.enum(['true', 'false', '1', '0', 'yes', 'n
 
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback)
 const optionalString = z.string().min(1).optional()
+/** NOT_FOUND answers an IP may get per minute from the public calls (the enumeration defence). */
+export const DEFAULT_FAILED_LOOKUP_LIMIT = 20
+/** A duration in seconds, fractions allowed (0.5 = 500 ms). */
+const seconds = (fallback: number, max: number) => z.coerce.number().min(0.05).max(max).default(fallback)
 
 /** Accepts a 32-byte key as base64 or hex. */
 function parseKey (value: string): Buffer | undefined {
@@ -37,6 +41,9 @@ const envSchema = z.object({
   DB_PASSWORD: z.string().optional(),
   DB_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
   DB_LOOKUP_POOL_MAX: z.coerce.number().int().min(1).max(50).default(2),
+  DB_CONNECT_TIMEOUT: seconds(2, 60),
+  DB_ANSWER_TIMEOUT: seconds(1, 600),
+  DB_ACQUIRE_TIMEOUT: seconds(5, 600),
   DATABASE_READ_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL').optional(),
   REDIS_HOST: optionalString,
@@ -54,6 +61,8 @@ const envSchema = z.object({
   SIGNING_ALGORITHM: z.enum(['RSA-PSS-4096', 'ED25519']).default('RSA-PSS-4096'),
   RATE_LIMIT: z.coerce.number().int().min(1).default(1000),
   VALIDATE_RATE_LIMIT: z.coerce.number().int().min(1).default(300),
+  SUBSCRIPTIONS_PER_CREDENTIAL: z.coerce.number().int().min(1).default(500),
+  FAILED_LOOKUP_LIMIT: z.coerce.number().int().min(1).default(DEFAULT_FAILED_LOOKUP_LIMIT),
   HEADERS_TIMEOUT: z.coerce.number().int().min(1).max(600).default(10),
   REQUEST_TIMEOUT: z.coerce.number().int().min(1).max(3600).default(30),
   EXPIRY_WARNING_DAYS: z.coerce.number().int().min(1).max(365).default(7),
@@ -70,17 +79,32 @@ const envSchema = z.object({
   INTROSPECTION: bool(true),
   METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   WEBHOOK_ALLOW_PRIVATE: bool(false),
-  TRUST_PROXY: bool(false)
+  TRUST_PROXY: bool(false),
+  CORS_ORIGINS: z.string().optional()
 })
 
 type Env = z.infer<typeof envSchema>
+
+/** How long PostgreSQL may keep a request waiting before it answers 503 SERVICE_UNAVAILABLE, in ms. */
+export interface DatabaseTimeouts {
+  /** A new connection (TCP, TLS, authentication) must be ready within this (DB_CONNECT_TIMEOUT). */
+  connectMs: number
+  /**
+   * A statement unanswered for this long makes the service check, on a fresh connection, whether
+   * PostgreSQL still answers; if not, waiting statements fail and new ones fail at once until it
+   * does (DB_ANSWER_TIMEOUT). A statement that is merely slow on a live server runs on.
+   */
+  answerMs: number
+  /** A statement or transaction waiting longer than this for a pool connection fails (DB_ACQUIRE_TIMEOUT). */
+  acquireMs: number
+}
 
 export interface Config {
   env: Env['NODE_ENV']
   host: string
   port: number
   prefix: string
-  database: { kind: 'postgres', url: string, poolMax: number, lookupPoolMax: number } | { kind: 'pglite', dataDir: string | undefined }
+  database: { kind: 'postgres', url: string, poolMax: number, lookupPoolMax: number, timeouts: DatabaseTimeouts } | { kind: 'pglite', dataDir: string | undefined }
   databaseReadUrl: string | undefined
   /** prefix: namespaces keys, rate-limit counters and pub/sub topics (several deployments, one Redis). */
   /** cluster: seed nodes from REDIS_CLUSTER_NODES (url then names the first one). */
@@ -93,6 +117,10 @@ export interface Config {
   signing: { algorithm: 'RSA-PSS-4096' | 'ED25519', privateKeyPem: string, publicKeyPem: string }
   rateLimit: number
   validateRateLimit: number
+  /** Live GraphQL subscriptions one credential (an API key with its tokens) may hold across sockets and instances. */
+  subscriptionsPerCredential: number
+  /** NOT_FOUND answers per IP per minute to public calls; as many public calls of one IP run at once. */
+  failedLookupLimit: number
   /** Seconds a client has to send a request's headers; past it: 408. */
   headersTimeout: number
   /** Seconds a client has to send a whole request, body included; past it: 408. */
@@ -112,6 +140,8 @@ export interface Config {
   metricsToken: string | undefined
   webhookAllowPrivate: boolean
   trustProxy: boolean
+  /** Origins (scheme://host[:port]) whose pages may call the public validation routes; empty = none. */
+  corsOrigins: string[]
 }
 
 function firstIssue (error: z.ZodError): ConfigError {
@@ -155,6 +185,21 @@ function buildRedisUrl (env: Env, cluster: Array<{ host: string, port: number }>
   url.port = String(env.REDIS_PORT)
   if (env.REDIS_PASSWORD) url.password = env.REDIS_PASSWORD
   return url.toString()
+}
+
+/** CORS_ORIGINS: comma-separated origins, each exactly as a browser sends it in `Origin`. */
+function corsOrigins (env: Env): string[] {
+  const entries = (env.CORS_ORIGINS ?? '').split(',').map((s) => s.trim()).filter(Boolean)
+  for (const entry of entries) {
+    let origin: string | undefined
+    try {
+      const url = new URL(entry)
+      if (url.protocol === 'http:' || url.protocol === 'https:') origin = url.origin
+    } catch { /* not a URL */ }
+    // Compared verbatim with the Origin header: no path, no trailing slash, no default port.
+    if (origin !== entry) throw new ConfigError('CORS_ORIGINS', `has an entry that is not an origin (scheme://host[:port], as in ${origin ?? 'https://app.example.com'}): ${entry}`)
+  }
+  return entries
 }
 
 function keyOrThrow (variable: string, value: string): Buffer {
@@ -216,7 +261,13 @@ export async function loadConfig (source: Record<string, string | undefined> = p
     port: env.API_PORT,
     prefix: env.API_PREFIX.replace(/\/+$/, '') || '/api/v1',
     database: databaseUrl && !databaseUrl.startsWith('memory://')
-      ? { kind: 'postgres', url: databaseUrl, poolMax: env.DB_POOL_MAX, lookupPoolMax: env.DB_LOOKUP_POOL_MAX }
+      ? {
+          kind: 'postgres',
+          url: databaseUrl,
+          poolMax: env.DB_POOL_MAX,
+          lookupPoolMax: env.DB_LOOKUP_POOL_MAX,
+          timeouts: { connectMs: env.DB_CONNECT_TIMEOUT * 1000, answerMs: env.DB_ANSWER_TIMEOUT * 1000, acquireMs: env.DB_ACQUIRE_TIMEOUT * 1000 }
+        }
       : { kind: 'pglite', dataDir: databaseUrl ? undefined : `${env.DATA_DIR}/pglite` },
     databaseReadUrl: env.DATABASE_READ_URL,
     redis: redisUrl
@@ -230,6 +281,8 @@ export async function loadConfig (source: Record<string, string | undefined> = p
     signing,
     rateLimit: env.RATE_LIMIT,
     validateRateLimit: env.VALIDATE_RATE_LIMIT,
+    subscriptionsPerCredential: env.SUBSCRIPTIONS_PER_CREDENTIAL,
+    failedLookupLimit: env.FAILED_LOOKUP_LIMIT,
     headersTimeout: env.HEADERS_TIMEOUT,
     requestTimeout: env.REQUEST_TIMEOUT,
     expiryWarningDays: env.EXPIRY_WARNING_DAYS,
@@ -247,6 +300,7 @@ export async function loadConfig (source: Record<string, string | undefined> = p
     introspection: production ? source.INTROSPECTION === 'true' : env.INTROSPECTION,
     metricsToken: env.METRICS_TOKEN,
     webhookAllowPrivate: env.WEBHOOK_ALLOW_PRIVATE,
-    trustProxy: env.TRUST_PROXY
+    trustProxy: env.TRUST_PROXY,
+    corsOrigins: corsOrigins(env)
   }
 }

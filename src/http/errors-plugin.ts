@@ -2,7 +2,7 @@
 import type { Socket } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { NotFoundError, RateLimitError, ValidationError, toContractError } from '../kernel/errors.ts'
+import { NotFoundError, RateLimitError, ServiceUnavailableError, ValidationError, toContractError, unavailableReason } from '../kernel/errors.ts'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -20,8 +20,9 @@ export default fp(async (app) => {
     const contract = toContractError(error)
     if (contract.code === 'NOT_FOUND') request.answeredNotFound = true
     if (contract.code === 'INTERNAL') request.log.error({ err: error }, 'request failed')
+    else if (contract instanceof ServiceUnavailableError) request.log.warn({ code: contract.code, reason: unavailableReason(error) }, 'request failed: a backend is unavailable')
     else request.log.info({ code: contract.code, msg: contract.message }, 'request rejected')
-    if (contract instanceof RateLimitError) reply.header('retry-after', String(contract.retryAfterSeconds))
+    if (contract instanceof RateLimitError || contract instanceof ServiceUnavailableError) reply.header('retry-after', String(contract.retryAfterSeconds))
     const statusCode = (error as { statusCode?: number }).statusCode === 413 ? 413 : (error as { statusCode?: number }).statusCode === 415 ? 415 : contract.statusCode
     void reply.status(statusCode).send({ ...contract.toBody(), statusCode })
   })

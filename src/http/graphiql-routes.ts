@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import fp from 'fastify-plugin'
+import { ANY_ROUTE_ERRORS, errorResponses } from '../kernel/error-schema.ts'
 
 const require = createRequire(import.meta.url)
 const packageDir = (name: string) => dirname(require.resolve(`${name}/package.json`))
@@ -58,21 +59,65 @@ const PAGE = `<!doctype html>
 const PAGE_CSS = 'html, body, #graphiql { height: 100%; margin: 0; }\n'
 
 // Same origin for queries and subscriptions; credentials go in the Headers tab
-// ({"authorization": "Bearer srl_…"}), which GraphiQL keeps in the browser's local storage.
+// ({"authorization": "Bearer srl_…"}), which lives in this page's memory only: local storage is
+// shared with every page of this origin (the public portal among them) and outlives the session.
+// GraphiQL keeps headers in three places (the Headers tab, each tab's state, the query history,
+// the last even with shouldPersistHeaders off), so it gets a storage that never writes a `headers`
+// value: queries, variables, tabs and history are still kept, their headers are not. Whatever an
+// older release stored is scrubbed the same way at start.
 const START = `/* global React, ReactDOM, GraphiQL */
 (function () {
+  var OWN = 'graphiql:'
+  // The editors' own text is the user's, not GraphiQL's structure: never rewritten.
+  var VERBATIM = { 'graphiql:query': true, 'graphiql:variables': true }
+  function scrub (value) {
+    if (Array.isArray(value)) return value.map(scrub)
+    if (!value || typeof value !== 'object') return value
+    var out = {}
+    Object.keys(value).forEach(function (k) { out[k] = k === 'headers' ? null : scrub(value[k]) })
+    return out
+  }
+  function ownKeys () {
+    var keys = []
+    for (var i = 0; i < localStorage.length; i++) { var k = localStorage.key(i); if (k && k.indexOf(OWN) === 0) keys.push(k) }
+    return keys
+  }
+  var storage = {
+    getItem: function (key) { return localStorage.getItem(key) },
+    setItem: function (key, value) {
+      if (key === 'graphiql:headers') { localStorage.removeItem(key); return }
+      var text = value
+      if (!VERBATIM[key]) { try { text = JSON.stringify(scrub(JSON.parse(value))) } catch (e) { /* not JSON: no headers inside */ } }
+      localStorage.setItem(key, text)
+    },
+    removeItem: function (key) { localStorage.removeItem(key) },
+    clear: function () { ownKeys().forEach(function (k) { localStorage.removeItem(k) }) },
+    get length () { return ownKeys().length }
+  }
+  try {
+    ownKeys().forEach(function (k) { storage.setItem(k, localStorage.getItem(k)) })
+  } catch (e) { /* storage unavailable: nothing was kept */ }
   var ws = (location.protocol === 'https:' ? 'wss:' : 'ws:') + '//' + location.host + '/graphql'
   var fetcher = GraphiQL.createFetcher({ url: location.origin + '/graphql', subscriptionUrl: ws })
   var root = ReactDOM.createRoot(document.getElementById('graphiql'))
   root.render(React.createElement(GraphiQL, {
     fetcher: fetcher,
+    storage: storage,
     isHeadersEditorEnabled: true,
-    shouldPersistHeaders: true,
+    shouldPersistHeaders: false,
     defaultHeaders: '{\\n  "authorization": "Bearer <API key>"\\n}',
     defaultQuery: '{\\n  me { role clientId }\\n}\\n'
   }))
 })()
 `
+
+const pageSchema = {
+  operationId: 'graphiqlPage',
+  tags: ['Web pages'],
+  summary: 'GraphiQL',
+  description: 'An HTML page for exploring POST /graphql, served from the service (no CDN). Off in production unless GRAPHIQL=true.',
+  response: { 200: { description: 'The page.', content: { 'text/html': { schema: { type: 'string' } } } }, ...errorResponses(ANY_ROUTE_ERRORS) }
+}
 
 const cache = new Map<string, Buffer>()
 
@@ -95,7 +140,7 @@ export default fp(async (app) => {
     'start.js': page('text/javascript; charset=utf-8', START)
   }
 
-  app.get('/graphiql', async (_request, reply) => reply
+  app.get('/graphiql', { schema: pageSchema }, async (_request, reply) => reply
     .header('content-security-policy', GRAPHIQL_CSP)
     .header('cache-control', 'no-cache')
     .type('text/html; charset=utf-8')

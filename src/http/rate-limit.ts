@@ -4,9 +4,12 @@
 //   issueLicenseCertificate); each aliased occurrence in one document counts, so batching does not
 //   multiply the budget. (The REST routes also carry @fastify/rate-limit's per-route limit.)
 // - quotaPerMinute per client for calls authenticated with that client's (MANAGER) credentials.
-// - failed-lookup throttling: an IP whose public calls produced FAILED_LOOKUP_LIMIT NOT_FOUND
-//   answers within FAILED_LOOKUP_WINDOW_MS gets RATE_LIMITED on every public call until the window
-//   ends (enumeration defence).
+// - failed-lookup throttling (enumeration defence): at most FAILED_LOOKUP_LIMIT (config) NOT_FOUND answers
+//   per IP within FAILED_LOOKUP_WINDOW_MS, over every public operation and transport. Each public
+//   call holds a unit of that budget before it runs and gives it back unless it answered NOT_FOUND
+//   (lookup-budget.ts), so a burst cannot pass more than the limit; a call that finds the budget
+//   held by calls still running waits for them (at most HOLD_WAIT_MS), so legitimate bursts pass.
+//   Once the budget is spent, every public call from the IP is RATE_LIMITED until the window ends.
 // Counters are fixed windows in Redis when configured (shared by every instance, synced in the
 // background: see redisCounter), else in memory. While Redis is down they go on in memory, so every
 // limit (the failed-lookup one included) holds per instance until it is back.
@@ -16,21 +19,28 @@ import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Cluster } from 'ioredis'
 import type { RedisClient } from '../infra/redis.ts'
-import { Kind, type DocumentNode, type ExecutionResult, type GraphQLError, type OperationDefinitionNode } from 'graphql'
+import { Kind, type DocumentNode, type OperationDefinitionNode } from 'graphql'
 import { eq } from 'drizzle-orm'
 import { clients } from '../../schema/index.ts'
-import { RateLimitError } from '../kernel/errors.ts'
+import { RateLimitError, ValidationError } from '../kernel/errors.ts'
+import { DEFAULT_FAILED_LOOKUP_LIMIT } from '../config/config.ts'
 import { executedRootFields } from './graphql/document-limits.ts'
+import { rootOutcome } from './graphql/root-outcomes.ts'
+import { createLookupBudget, type Hold } from './lookup-budget.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** One request against the client's quotaPerMinute (none set: free); throws RATE_LIMITED past it. */
     chargeClientQuota (clientId: string): Promise<void>
   }
+  interface FastifyRequest {
+    /** The failed-lookup unit a public REST call holds until it is answered (null: none). */
+    lookupHold: Hold | null
+  }
 }
 
-/** NOT_FOUND answers per IP per window before public calls from that IP are refused. */
-export const FAILED_LOOKUP_LIMIT = 20
+/** NOT_FOUND answers per IP per window (FAILED_LOOKUP_LIMIT's default); public calls of one IP running at once, at most. */
+export const FAILED_LOOKUP_LIMIT = DEFAULT_FAILED_LOOKUP_LIMIT
 /** Window of the failed-lookup counter, in ms. */
 export const FAILED_LOOKUP_WINDOW_MS = 60_000
 /** Window of the public-mutation and client-quota counters, in ms. */
@@ -39,6 +49,14 @@ export const WINDOW_MS = 60_000
 export const PUBLIC_MUTATIONS = new Set(['validateSerial', 'recordUsage', 'releaseDevice', 'issueLicenseCertificate', 'heartbeat', 'licenseStatus'])
 /** How long a client's quotaPerMinute is remembered on an instance, in ms. */
 const QUOTA_CACHE_MS = 30_000
+/** Longest a public call waits for the failed-lookup units other calls hold, in ms; then RATE_LIMITED. */
+export const HOLD_WAIT_MS = 10_000
+/** How often a waiting call tries again while the units in its way are held elsewhere, in ms. */
+const HOLD_POLL_MS = 25
+/** Calls of one IP waiting for failed-lookup units on one instance; more are RATE_LIMITED at once. */
+const MAX_WAITING = 1000
+/** Waiting calls that try for their units together, in line order. */
+const WAIT_BATCH = 64
 
 export interface WindowCount { count: number, ttlMs: number }
 
@@ -123,15 +141,22 @@ function redisCounter (redis: RedisClient, prefix: string): IWindowCounter {
     const send = by + entry.pending
     entry.pending = 0
     entry.inFlight += send
+    let result: [number, number]
     try {
-      absorb(entry, await run(key, windowMs, send), Date.now())
+      result = await run(key, windowMs, send)
     } catch {
+      entry.inFlight -= send
       entry.pending += send // keep counting locally; the next flush retries
       dirty.add(key)
-    } finally {
-      entry.inFlight -= send
+      // This hit's place among the ones this instance counted, never the hits still in flight
+      // (they come after it): concurrent hits of one burst see 1, 2, 3, … as they fail.
+      return { count: entry.shared + entry.pending, ttlMs: Math.max(entry.resetAt - Date.now(), 0) }
     }
-    return { count: entry.shared + entry.pending + entry.inFlight, ttlMs: Math.max(entry.resetAt - Date.now(), 0) }
+    entry.inFlight -= send
+    absorb(entry, result, Date.now())
+    // Redis ordered this hit among every instance's: the total it answered is this hit's place.
+    // (Adding what is still in flight here counted each hit of a burst against all the others.)
+    return { count: result[0], ttlMs: Math.max(entry.resetAt - Date.now(), 0) }
   }
 
   // Keys with something to send, or a read due: a flush touches only these, however many keys
@@ -275,24 +300,13 @@ function operationOf (document: DocumentNode, operationName: string | undefined)
   return ops.find((d) => !operationName || d.name?.value === operationName) ?? ops[0]
 }
 
-/** How many NOT_FOUND answers a public GraphQL result holds. */
-function notFoundCount (result: ExecutionResult, publicAliases: Set<string>): number {
-  let n = 0
-  for (const [key, value] of Object.entries(result.data ?? {})) {
-    if (publicAliases.has(key) && (value as { code?: string } | null)?.code === 'NOT_FOUND') n++
-  }
-  for (const error of (result.errors ?? []) as GraphQLError[]) {
-    const root = error.path?.[0]
-    const code = (error.originalError as { code?: string } | undefined)?.code
-    if (typeof root === 'string' && publicAliases.has(root) && code === 'NOT_FOUND') n++
-  }
-  return n
-}
-
 export default fp(async (app) => {
   const { config, cache, database } = app.deps
   const counter = createWindowCounter(cache.redis, `${config.redis?.prefix ?? 'serials'}:rlx:`)
-  app.addHook('onClose', async () => counter.close())
+  // Its own namespace: the hashes of the budget never meet the counters' strings.
+  const budget = createLookupBudget(cache.redis, `${config.redis?.prefix ?? 'serials'}:rlb:`)
+  app.addHook('onClose', async () => { counter.close(); budget.close() })
+  const failedLookupLimit = config.failedLookupLimit
   const quotas = new Map<string, { quota: number | null, until: number }>()
   const publicPaths = new Set(['validate', 'usage', 'release', 'heartbeat'].map((p) => `${config.prefix}/serials/${p}`))
 
@@ -305,9 +319,74 @@ export default fp(async (app) => {
     return quota
   }
 
-  async function checkFailedLookups (ip: string, reply: FastifyReply | undefined): Promise<void> {
-    const failed = await counter.peek(`nf:${ip}`, FAILED_LOOKUP_LIMIT)
-    if (failed.count >= FAILED_LOOKUP_LIMIT) throw limited(reply, failed.ttlMs, 'Too many unknown serial numbers from this address; retry later')
+  interface Waiter { units: number, deadline: number, resolve: (hold: Hold) => void, refuse: (ttlMs: number) => void }
+  /** Calls waiting for failed-lookup units, by key, first come first served. */
+  const waiting = new Map<string, Waiter[]>()
+  const pumping = new Set<string>()
+
+  // One round at a time per key on this instance, however many calls wait: the first WAIT_BATCH
+  // in line try together (one Redis call); when none got its units, the next settlement of a hold
+  // here (or a short poll, for holds of other instances) starts the next round.
+  async function pump (key: string, queue: Waiter[]) {
+    if (pumping.has(key)) return
+    pumping.add(key)
+    try {
+      while (queue.length > 0) {
+        const round = queue.slice(0, WAIT_BATCH)
+        const answers = await Promise.all(round.map((w) => budget.tryHold(key, w.units, failedLookupLimit, FAILED_LOOKUP_WINDOW_MS)))
+        let granted = 0
+        const now = Date.now()
+        round.forEach((waiter, i) => {
+          const answer = answers[i]!
+          const done = answer.held ||
+            // Spent: a waiter that cannot fit any more in this window is refused at once.
+            answer.spent + waiter.units > failedLookupLimit || waiter.deadline <= now
+          if (!done) return
+          queue.splice(queue.indexOf(waiter), 1)
+          if (answer.held) { granted++; waiter.resolve(answer.hold) } else waiter.refuse(answer.spent + waiter.units > failedLookupLimit ? answer.ttlMs : 1000)
+        })
+        if (granted === 0 && queue.length > 0) await budget.settled(key, Math.min(HOLD_POLL_MS, Math.max(queue[0]!.deadline - Date.now(), 0)))
+      }
+    } finally {
+      pumping.delete(key)
+      if (waiting.get(key) === queue && queue.length === 0) waiting.delete(key)
+    }
+  }
+
+  /**
+   * Holds `units` of the IP's failed-lookup budget for public calls about to run; throws
+   * RATE_LIMITED once the budget is spent (or stays held by other calls for HOLD_WAIT_MS).
+   */
+  async function holdLookups (ip: string, units: number, reply: FastifyReply | undefined): Promise<Hold> {
+    const key = `nf:${ip}`
+    const refusal = (ttlMs: number) => limited(reply, ttlMs, 'Too many unknown serial numbers from this address; retry later')
+    if (units > failedLookupLimit) throw new ValidationError(`A document may hold at most ${failedLookupLimit} public calls`)
+    if (!waiting.has(key)) {
+      const answer = await budget.tryHold(key, units, failedLookupLimit, FAILED_LOOKUP_WINDOW_MS)
+      if (answer.held) return answer.hold
+      if (answer.spent + units > failedLookupLimit) throw refusal(answer.ttlMs)
+    }
+    const queue = waiting.get(key) ?? []
+    waiting.set(key, queue)
+    if (queue.length >= MAX_WAITING) throw refusal(1000)
+    return await new Promise<Hold>((resolve, reject) => {
+      queue.push({ units, deadline: Date.now() + HOLD_WAIT_MS, resolve, refuse: (ttlMs) => reject(refusal(ttlMs)) })
+      pump(key, queue).catch((error: unknown) => { for (const w of queue.splice(0)) w.refuse(1000); app.log.error({ err: error }, 'failed-lookup budget') })
+    })
+  }
+
+  /** Holds the failed-lookup units, then spends the validation budget; a refusal frees the units. */
+  async function admitPublicCalls (ip: string, calls: number, reply: FastifyReply | undefined): Promise<Hold> {
+    const hold = await holdLookups(ip, calls, reply)
+    try {
+      // One budget for REST and GraphQL: switching transport does not double the allowance.
+      const used = await counter.hit(`v:${ip}`, WINDOW_MS, calls, config.validateRateLimit)
+      if (used.count > config.validateRateLimit) throw limited(reply, used.ttlMs, `Rate limit exceeded: ${config.validateRateLimit} validation and usage calls per minute`)
+    } catch (error) {
+      hold.settle(0)
+      throw error
+    }
+    return hold
   }
 
   // Keyed on the route that handles the request, never on the URL text: the router decodes
@@ -323,18 +402,13 @@ export default fp(async (app) => {
   }
   // Every operation sent over a GraphQL WebSocket counts as one request (ws-server.ts).
   app.decorate('chargeClientQuota', (clientId: string) => chargeClientQuota(clientId))
+  app.decorateRequest('lookupHold', null)
 
   // Runs after the auth plugin's onRequest hook, so request.actor is known.
   app.addHook('onRequest', async (request, reply) => {
     const clientId = request.actor?.clientId
     if (clientId) await chargeClientQuota(clientId, reply)
-    if (isPublicRest(request)) {
-      const ip = request.ip ?? 'inject'
-      await checkFailedLookups(ip, reply)
-      // One budget for REST and GraphQL: switching transport does not double the allowance.
-      const used = await counter.hit(`v:${ip}`, WINDOW_MS, 1, config.validateRateLimit)
-      if (used.count > config.validateRateLimit) throw limited(reply, used.ttlMs, `Rate limit exceeded: ${config.validateRateLimit} validation and usage calls per minute`)
-    }
+    if (isPublicRest(request)) request.lookupHold = await admitPublicCalls(request.ip ?? 'inject', 1, reply)
   })
 
   // A public route's answer names its outcome in its own top-level `code` (a validation code:
@@ -346,12 +420,18 @@ export default fp(async (app) => {
   })
 
   // answeredNotFound: set above, or by the error handler for a NotFoundError (errors-plugin.ts).
+  // The held unit stays spent for a NOT_FOUND answer and is given back for any other. (A request
+  // that never reaches onSend keeps its unit until the window ends: counted, never lost.)
   app.addHook('onSend', async (request, _reply, payload) => {
-    if (isPublicRest(request) && request.answeredNotFound) await counter.hit(`nf:${request.ip ?? 'inject'}`, FAILED_LOOKUP_WINDOW_MS, 1, FAILED_LOOKUP_LIMIT)
+    const hold = request.lookupHold
+    if (hold) {
+      request.lookupHold = null
+      hold.settle(request.answeredNotFound ? 1 : 0)
+    }
     return payload
   })
 
-  type HookContext = { reply?: FastifyReply, request?: FastifyRequest, publicAliases?: Set<string>, operationName?: string }
+  type HookContext = { reply?: FastifyReply, request?: FastifyRequest, publicAliases?: Set<string>, operationName?: string, lookupHold?: Hold }
 
   app.graphql.addHook('preExecution', async (_schema, document, ctx, variables) => {
     const context = ctx as unknown as HookContext
@@ -362,26 +442,25 @@ export default fp(async (app) => {
     // Count what will execute: one per response key after named and inline fragments are
     // resolved and @skip/@include applied. The response keys let onResolution find the answers.
     const aliases = new Set<string>()
-    let publicCalls = 0
     for (const field of executedRootFields(document, op, variables as Record<string, unknown> | undefined)) {
-      if (PUBLIC_MUTATIONS.has(field.name.value)) {
-        aliases.add(field.alias?.value ?? field.name.value)
-        publicCalls++
-      }
+      if (PUBLIC_MUTATIONS.has(field.name.value)) aliases.add(field.alias?.value ?? field.name.value)
     }
-    if (publicCalls === 0) return
+    if (aliases.size === 0) return
     context.publicAliases = aliases
     const ip = context.request?.ip ?? context.reply?.request.ip ?? 'inject'
-    await checkFailedLookups(ip, context.reply)
-    const used = await counter.hit(`v:${ip}`, WINDOW_MS, publicCalls, config.validateRateLimit)
-    if (used.count > config.validateRateLimit) throw limited(context.reply, used.ttlMs, `Rate limit exceeded: ${config.validateRateLimit} validation and usage calls per minute`)
+    context.lookupHold = await admitPublicCalls(ip, aliases.size, context.reply)
   })
 
-  app.graphql.addHook('onResolution', async (execution, ctx) => {
+  // What each public root field answered, whatever the caller selected and before the error
+  // formatter rewrites errors (root-outcomes.ts): a NOT_FOUND as data or as an error keeps its unit.
+  // (An execution that throws before resolving keeps its units until the window ends.)
+  app.graphql.addHook('onResolution', async (_execution, ctx) => {
     const context = ctx as unknown as HookContext
-    if (!context.publicAliases?.size) return
-    const n = notFoundCount(execution, context.publicAliases)
-    const ip = context.request?.ip ?? context.reply?.request.ip ?? 'inject'
-    if (n > 0) await counter.hit(`nf:${ip}`, FAILED_LOOKUP_WINDOW_MS, n, FAILED_LOOKUP_LIMIT)
+    const hold = context.lookupHold
+    if (!hold || !context.publicAliases) return
+    context.lookupHold = undefined
+    let notFound = 0
+    for (const alias of context.publicAliases) if (rootOutcome(context, alias) === 'NOT_FOUND') notFound++
+    hold.settle(notFound)
   })
 }, { name: 'rate-limits', dependencies: ['errors', 'deps', 'auth', 'graphql'] })

@@ -11,6 +11,7 @@ import { relations } from '../../schema/index.ts'
 import type postgres from 'postgres'
 import type { Config } from '../config/config.ts'
 import { ADVISORY_LOCKS } from './advisory-locks.ts'
+import { createDatabaseGuard, type DatabaseGuard, type TxState } from './database-guard.ts'
 import { childSpan, endWith, tracingEnabled } from './tracing.ts'
 
 export type Db = PgAsyncDatabase<PgQueryResultHKT, typeof relations>
@@ -36,6 +37,12 @@ export interface IDatabase {
   migrate (): Promise<void>
   /** Round-trip time in ms; rejects when the database does not answer within timeoutMs. */
   ping (timeoutMs?: number): Promise<number>
+  /**
+   * Time in ms of a write that needs new disk space (a row in a fresh temporary table, rolled
+   * back); rejects when the database cannot write (disk full, I/O error, read-only) or does not
+   * answer within timeoutMs.
+   */
+  probeWrites (timeoutMs?: number): Promise<number>
   close (): Promise<void>
   /** Statements issued through Drizzle since start: lets tests prove batching (N+1 freedom). */
   readonly stats: { queries: number }
@@ -82,6 +89,25 @@ async function timedPing (db: Db, timeoutMs: number, what: string): Promise<numb
   return Math.round((performance.now() - start) * 100) / 100
 }
 
+/** Thrown to end the write probe's transaction: nothing it wrote is kept. */
+class ProbeRollback extends Error {}
+
+/**
+ * A write that must extend a file: the first row of a new relation needs a new page, so it fails
+ * on a full disk (53100), an I/O error (58030) or a read-only server (25006) even where updating
+ * an existing row would still fit in place.
+ */
+async function timedWriteProbe (db: Db, timeoutMs: number, what: string): Promise<number> {
+  const start = performance.now()
+  const write = db.transaction(async (tx) => {
+    await tx.execute(sql`create temporary table serials_write_probe (at timestamptz) on commit drop`)
+    await tx.execute(sql`insert into serials_write_probe values (now())`)
+    throw new ProbeRollback('write probe done')
+  }).catch((error: unknown) => { if (!(error instanceof ProbeRollback)) throw error })
+  await withTimeout(write, timeoutMs, `${what} write`)
+  return Math.round((performance.now() - start) * 100) / 100
+}
+
 function queryCounter () {
   const stats = { queries: 0 }
   return { stats, logger: { logQuery: () => { stats.queries++ } } }
@@ -92,18 +118,29 @@ type PgClient = postgres.Sql
 /**
  * The postgres.js client as Drizzle sees it: with `prepared`, every statement is prepared (see
  * lookupDb); with tracing on, every statement inside a traced request gets a span, transactions
- * included. Otherwise the client itself.
+ * included; with a guard, every statement and transaction is bounded by it (database-guard.ts).
+ * Otherwise the client itself.
  */
-function wrapClient (sql: PgClient, prepared: boolean): PgClient {
-  if (!prepared && !tracingEnabled()) return sql
+function wrapClient (sql: PgClient, prepared: boolean, guard?: DatabaseGuard, tx?: TxState): PgClient {
+  if (!prepared && !tracingEnabled() && !guard) return sql
   return new Proxy(sql, {
     get (target, prop) {
       if (prop === 'unsafe') {
         return (query: string, params?: unknown[], opts?: { prepare?: boolean }) => {
+          const refused = guard?.refusal(tx)
+          if (refused) return rejectedQuery(refused)
           const pending = target.unsafe(query, params as never, prepared ? { ...opts, prepare: true } : opts)
+          guard?.track(pending, tx)
           const span = childSpan(`postgresql ${query.trimStart().split(/\s/, 1)[0]!.toLowerCase()}`, { 'db.system.name': 'postgresql', 'db.query.text': query })
           endWith(span, pending)
           return pending
+        }
+      }
+      if (prop === 'begin' && guard) {
+        return (...args: unknown[]) => {
+          const fn = args.pop() as (tx: PgClient) => Promise<unknown>
+          return guard.transaction((body) => (target.begin as (...a: unknown[]) => Promise<unknown>)(...args, body),
+            (inner, state) => fn(wrapClient(inner as PgClient, prepared, guard, state)))
         }
       }
       if (prop === 'begin' && tracingEnabled()) {
@@ -112,25 +149,55 @@ function wrapClient (sql: PgClient, prepared: boolean): PgClient {
           return (target.begin as (...a: unknown[]) => unknown)(...args, (tx: PgClient) => fn(wrapClient(tx, prepared)))
         }
       }
+      // A nested transaction (Drizzle's tx.transaction): its statements are bounded as well.
+      if (prop === 'savepoint' && guard && tx) {
+        return (...args: unknown[]) => {
+          const fn = args.pop() as (sp: PgClient) => Promise<unknown>
+          const refused = guard.refusal(tx)
+          if (refused) return Promise.reject(refused)
+          return (target as unknown as { savepoint: (...a: unknown[]) => unknown }).savepoint(...args,
+            (sp: PgClient) => guard.savepoint(tx, () => fn(wrapClient(sp, prepared, guard, tx))))
+        }
+      }
       return Reflect.get(target, prop, target)
     }
   })
 }
 
-async function createPostgres (config: Extract<Config['database'], { kind: 'postgres' }>, readUrl: string | undefined): Promise<IDatabase> {
+/** A statement refused before it was sent, shaped as the postgres.js Query Drizzle expects. */
+function rejectedQuery (error: Error): Promise<never> {
+  const rejected = Promise.reject(error)
+  return Object.assign(rejected, { values: () => rejected, raw: () => rejected, execute: () => rejected, cancel: () => {} })
+}
+
+async function createPostgres (config: Extract<Config['database'], { kind: 'postgres' }>, readUrl: string | undefined, log?: GuardLog): Promise<IDatabase> {
   const { default: postgres } = await import('postgres')
   const { drizzle } = await import('drizzle-orm/postgres-js')
-  const options = { max: config.poolMax, onnotice: () => {}, connect_timeout: 5, idle_timeout: 60 }
-  const client = postgres(config.url, options)
+  const { timeouts } = config
+  // Reconnect delays as postgres.js's (3^retries / 100 s, with jitter) but at most 0.5 s instead of
+  // 20 s: its retry count grows through an outage, and a connection's next attempt waits that long
+  // after PostgreSQL is back. While the guard holds PostgreSQL unavailable nothing is sent anyway.
+  const backoff = (retries: number) => Math.min(3 ** retries / 100, 0.5) * (0.5 + Math.random() / 2)
+  const options = { max: config.poolMax, onnotice: () => {}, connect_timeout: timeouts.connectMs / 1000, idle_timeout: 60, backoff }
+  // One round trip on a connection of its own, closed at once: the pool's may all be stuck.
+  const probeOf = (url: string) => async () => {
+    const one = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: timeouts.connectMs / 1000, fetch_types: false })
+    try { await one`select 1` } finally { void one.end({ timeout: 0 }) }
+  }
+  const guard = createDatabaseGuard({ what: 'PostgreSQL', timeouts, probe: probeOf(config.url), log })
+  const readGuard = readUrl ? createDatabaseGuard({ what: 'PostgreSQL replica', timeouts, probe: probeOf(readUrl), log }) : undefined
+  // postgres.js's types do not list `socket` (a factory it calls for every connection it opens).
+  const guarded = (g: DatabaseGuard, extra: { max?: number } = {}) => ({ ...options, ...extra, socket: g.socket }) as typeof options
+  const client = postgres(config.url, guarded(guard))
   const { stats, logger } = queryCounter()
-  const db = drizzle({ client: wrapClient(client, false), relations, logger }) as unknown as Db
-  const readClient = readUrl ? postgres(readUrl, options) : undefined
-  const readDb = readClient ? drizzle({ client: wrapClient(readClient, false), relations }) as unknown as Db : db
-  const lookupClient = postgres(config.url, { ...options, max: config.lookupPoolMax })
+  const db = drizzle({ client: wrapClient(client, false, guard), relations, logger }) as unknown as Db
+  const readClient = readUrl ? postgres(readUrl, guarded(readGuard!)) : undefined
+  const readDb = readClient ? drizzle({ client: wrapClient(readClient, false, readGuard), relations }) as unknown as Db : db
+  const lookupClient = postgres(config.url, guarded(guard, { max: config.lookupPoolMax }))
   // Drizzle runs its queries unnamed (prepare: false), and postgres.js then waits for a Describe
   // round trip before every parameterised query, which also stops pipelining. The hot path's few
   // fixed statements are prepared instead: once per connection, then pipelined.
-  const preparing = (sql: typeof client) => wrapClient(sql, true)
+  const preparing = (sql: typeof client) => wrapClient(sql, true, guard)
   const lookupDb = drizzle({ client: preparing(lookupClient), relations, logger }) as unknown as Db
   const preparedDb = drizzle({ client: preparing(client), relations, logger }) as unknown as Db
   let closed: Promise<void> | undefined
@@ -153,9 +220,16 @@ async function createPostgres (config: Extract<Config['database'], { kind: 'post
         await one.end({ timeout: 5 })
       }
     },
-    ping: (timeoutMs = 1500) => timedPing(db, timeoutMs, 'PostgreSQL'),
+    ping: async (timeoutMs = 1500) => {
+      if (guard.down) throw new Error(`PostgreSQL unavailable since ${new Date(guard.down.since).toISOString()}: ${guard.down.reason}`)
+      return timedPing(db, timeoutMs, 'PostgreSQL')
+    },
+    probeWrites: (timeoutMs = 1500) => timedWriteProbe(db, timeoutMs, 'PostgreSQL'),
     async close () {
-      closed ??= Promise.all([client.end({ timeout: 5 }), lookupClient.end({ timeout: 5 }), readClient?.end({ timeout: 5 })]).then(() => {})
+      closed ??= Promise.all([client.end({ timeout: 5 }), lookupClient.end({ timeout: 5 }), readClient?.end({ timeout: 5 })]).then(() => {
+        guard.close()
+        readGuard?.close()
+      })
       return closed
     }
   }
@@ -261,6 +335,7 @@ async function createPglite (config: Extract<Config['database'], { kind: 'pglite
       await migrate(drizzle({ client, relations }), { migrationsFolder: migrationsFolder() })
     },
     ping: (timeoutMs = 1500) => timedPing(db, timeoutMs, 'PGlite'),
+    probeWrites: (timeoutMs = 1500) => timedWriteProbe(db, timeoutMs, 'PGlite'),
     // Closing matters: PGlite's WASM timer otherwise keeps the process alive for ~10 s.
     close: () => {
       closed ??= (client.closed ? Promise.resolve() : client.close()).finally(unlock)
@@ -269,8 +344,11 @@ async function createPglite (config: Extract<Config['database'], { kind: 'pglite
   }
 }
 
-export async function createDatabase (config: Config): Promise<IDatabase> {
+/** Where the guard reports PostgreSQL becoming unavailable and answering again. */
+export type GuardLog = NonNullable<Parameters<typeof createDatabaseGuard>[0]['log']>
+
+export async function createDatabase (config: Config, log?: GuardLog): Promise<IDatabase> {
   return config.database.kind === 'postgres'
-    ? createPostgres(config.database, config.databaseReadUrl)
+    ? createPostgres(config.database, config.databaseReadUrl, log)
     : createPglite(config.database)
 }

@@ -1,7 +1,7 @@
 // The closed set of request-stopping errors and their one mapping to HTTP status and body.
 export type ErrorCode =
   | 'VALIDATION_ERROR' | 'AUTHENTICATION_ERROR' | 'FORBIDDEN' | 'NOT_FOUND' | 'CONFLICT'
-  | 'RATE_LIMITED' | 'FEATURE_DISABLED' | 'INTERNAL'
+  | 'RATE_LIMITED' | 'FEATURE_DISABLED' | 'SERVICE_UNAVAILABLE' | 'INTERNAL'
 
 export interface FieldError { field: string, message: string }
 
@@ -20,7 +20,8 @@ const STATUS: Record<ErrorCode, number> = {
   NOT_FOUND: 404,
   CONFLICT: 409,
   RATE_LIMITED: 429,
-  INTERNAL: 500
+  INTERNAL: 500,
+  SERVICE_UNAVAILABLE: 503
 }
 
 /** The root of every error the API answers in the contract's format (code, status, message, field errors). */
@@ -65,6 +66,85 @@ export class FeatureDisabledError extends ContractError {
   constructor (feature: string) { super('FEATURE_DISABLED', `feature ${feature} is disabled`) }
 }
 
+/** Seconds a client is told to wait (Retry-After) when a backend the request needs is unavailable. */
+export const UNAVAILABLE_RETRY_AFTER_S = 5
+
+/**
+ * A backend the request needs (PostgreSQL) does not answer, refuses connections or cannot write:
+ * 503 with Retry-After. Nothing is wrong with the request; the same request may succeed later.
+ */
+export class ServiceUnavailableError extends ContractError {
+  constructor (message = 'Service temporarily unavailable; retry later', readonly retryAfterSeconds = UNAVAILABLE_RETRY_AFTER_S) {
+    super('SERVICE_UNAVAILABLE', message)
+  }
+}
+
+/**
+ * Codes meaning the database is unavailable (rather than the statement or the request being at
+ * fault): SQLSTATEs, postgres.js codes and socket codes, each with the reason logged.
+ */
+const UNAVAILABLE_CODES: Record<string, string> = {
+  // PostgreSQL: connection exceptions (class 08), resources, operator intervention, system errors.
+  '08000': 'connection exception',
+  '08001': 'cannot establish a connection',
+  '08003': 'connection does not exist',
+  '08004': 'connection rejected',
+  '08006': 'connection failure',
+  53000: 'insufficient resources',
+  53100: 'disk full',
+  53200: 'out of memory',
+  53300: 'too many connections',
+  '57P01': 'administrator shutdown',
+  '57P02': 'crash shutdown',
+  '57P03': 'cannot connect now',
+  '57P05': 'idle session timeout',
+  57014: 'statement cancelled',
+  58000: 'system error',
+  58030: 'I/O error',
+  25006: 'read-only transaction (a standby, or writes disabled)',
+  // postgres.js
+  CONNECTION_CLOSED: 'connection closed',
+  CONNECT_TIMEOUT: 'connect timeout',
+  // Sockets
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  ECONNABORTED: 'connection aborted',
+  EPIPE: 'connection broken',
+  ETIMEDOUT: 'connection timed out',
+  EHOSTUNREACH: 'host unreachable',
+  EHOSTDOWN: 'host down',
+  ENETUNREACH: 'network unreachable',
+  ENETDOWN: 'network down',
+  ENOTFOUND: 'host not found',
+  EAI_AGAIN: 'host name lookup failed'
+}
+
+/** A ServiceUnavailableError inside a wrapper (Drizzle puts what the driver threw in `cause`). */
+function unavailableError (error: unknown, depth = 0): ServiceUnavailableError | undefined {
+  if (error instanceof ServiceUnavailableError) return error
+  if (depth > 4 || error === null || typeof error !== 'object') return undefined
+  return unavailableError((error as { cause?: unknown }).cause, depth + 1)
+}
+
+/**
+ * The reason a thrown error means the database is unavailable, looking through wrappers (Drizzle's
+ * DrizzleQueryError `cause`, AggregateError from multi-address connects); undefined otherwise.
+ * Deliberately not CONNECTION_ENDED / CONNECTION_DESTROYED: those are this process closing its pool.
+ */
+export function unavailableReason (error: unknown, depth = 0): string | undefined {
+  if (depth > 4 || error === null || typeof error !== 'object') return undefined
+  if (error instanceof ServiceUnavailableError) return error.message
+  const e = error as { code?: unknown, cause?: unknown, errors?: unknown }
+  if (typeof e.code === 'string' && Object.hasOwn(UNAVAILABLE_CODES, e.code)) return `${UNAVAILABLE_CODES[e.code]} (${e.code})`
+  if (Array.isArray(e.errors)) {
+    for (const inner of e.errors) {
+      const reason = unavailableReason(inner, depth + 1)
+      if (reason) return reason
+    }
+  }
+  return unavailableReason(e.cause, depth + 1)
+}
+
 /** Turns a zod error into the contract's field list. */
 export function fieldErrors (issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>, message: string }>): FieldError[] {
   return issues.map((i) => ({ field: i.path.map(String).join('.') || 'input', message: i.message }))
@@ -84,6 +164,9 @@ const FASTIFY_CODES: Record<string, () => ContractError> = {
  */
 export function toContractError (error: unknown): ContractError {
   if (error instanceof ContractError) return error
+  const wrapped = unavailableError(error)
+  if (wrapped) return wrapped
+  if (unavailableReason(error)) return new ServiceUnavailableError()
   const e = error as { name?: string, code?: string, statusCode?: number, validation?: Array<{ instancePath?: string, message?: string, params?: { missingProperty?: string } }>, message?: string }
   if (e?.code && FASTIFY_CODES[e.code]) {
     const mapped = FASTIFY_CODES[e.code]!()

@@ -2,12 +2,64 @@
 // Also the shared bounds every input obeys (dates, idempotency keys, JSON nesting), so that no value
 // a caller can send reaches PostgreSQL, the certificate format or a recursive walk out of range.
 import { z } from 'zod'
-import { ValidationError, fieldErrors } from './errors.ts'
+import { ValidationError, fieldErrors, type FieldError } from './errors.ts'
 
 export function parseInput<S extends z.ZodType> (schema: S, input: unknown): z.output<S> {
+  // Before the schema: a field the schema lets through as it is (an id, a name, a JSON value)
+  // must not carry text PostgreSQL refuses to store, which would answer INTERNAL.
+  const unstorable = unstorableTextFields(input)
+  if (unstorable.length > 0) throw new ValidationError('Validation failed', unstorable)
   const result = schema.safeParse(input)
   if (!result.success) throw new ValidationError('Validation failed', fieldErrors(result.error.issues))
   return result.data
+}
+
+/** What a field holding text PostgreSQL cannot store is told. */
+export const UNSTORABLE_TEXT = 'must not contain NUL characters (U+0000) or unpaired UTF-16 surrogates'
+/**
+ * NUL, which PostgreSQL refuses in text and in jsonb, and a UTF-16 surrogate without its pair,
+ * which jsonb refuses (`\ud800`) and text would store as U+FFFD instead of what was sent.
+ */
+const UNSTORABLE = /\0|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+
+/** Whether a string holds text PostgreSQL cannot store (see UNSTORABLE_TEXT). */
+export function unstorableText (text: string): boolean {
+  return UNSTORABLE.test(text)
+}
+
+const plainContainer = (v: unknown): v is Record<string, unknown> | unknown[] => {
+  if (typeof v !== 'object' || v === null) return false
+  if (Array.isArray(v)) return true
+  const proto = Object.getPrototypeOf(v) as unknown
+  return proto === Object.prototype || proto === null
+}
+
+/** Stands on the walk's stack for an object key that holds unstorable text. */
+const BAD_KEY = Symbol('unstorable key')
+
+/**
+ * The fields of an input (GraphQL arguments, a REST body, a CLI call) whose strings or object keys,
+ * at any depth, hold text PostgreSQL cannot store: `metadata.plan`, `ids.2`; a bad key names its
+ * object. Iterative, so any nesting is walked safely; at most `max` fields, in the input's order.
+ */
+export function unstorableTextFields (input: unknown, max = 10): FieldError[] {
+  const found: FieldError[] = []
+  const stack: Array<[unknown, string]> = [[input, '']]
+  while (stack.length > 0 && found.length < max) {
+    const [value, path] = stack.pop()!
+    if (value === BAD_KEY) {
+      found.push({ field: path || 'input', message: `keys ${UNSTORABLE_TEXT}` })
+    } else if (typeof value === 'string') {
+      if (unstorableText(value)) found.push({ field: path || 'input', message: UNSTORABLE_TEXT })
+    } else if (plainContainer(value)) {
+      const entries: Array<[string, unknown]> = Array.isArray(value) ? value.map((v, i) => [String(i), v]) : Object.entries(value)
+      for (let i = entries.length - 1; i >= 0; i--) {
+        const [key, child] = entries[i]!
+        stack.push(unstorableText(key) ? [BAD_KEY, path] : [child, path ? `${path}.${key}` : key])
+      }
+    }
+  }
+  return found
 }
 
 /** Earliest date any input accepts: the Unix epoch (certificates carry seconds since it). */
@@ -75,5 +127,6 @@ export function valueTooDeep (value: unknown, max = MAX_JSON_DEPTH): boolean {
 export function jsonObjectInput (maxBytes: number) {
   return z.record(z.string(), z.unknown())
     .refine((m) => !valueTooDeep(m), { message: `must nest at most ${MAX_JSON_DEPTH} levels`, abort: true })
+    .refine((m) => unstorableTextFields(m, 1).length === 0, { message: `keys and strings ${UNSTORABLE_TEXT}`, abort: true })
     .refine((m) => Buffer.byteLength(JSON.stringify(m)) <= maxBytes, `must be at most ${maxBytes / 1024} KiB as JSON`)
 }

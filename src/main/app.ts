@@ -22,6 +22,8 @@ import { deviceRoutes } from '../domain/devices/device-routes.ts'
 import { certificateRoutes } from '../domain/certificates/certificate-routes.ts'
 import { revocationListRoutes } from '../domain/revocation-list/revocation-list-routes.ts'
 import webRoutes from '../http/web-routes.ts'
+import corsPlugin from '../http/cors.ts'
+import openapiPlugin, { openapiRoutes } from '../http/openapi-routes.ts'
 import { MAX_JSON_DEPTH, jsonTooDeep } from '../kernel/input.ts'
 
 export const BODY_LIMIT = 1024 * 1024
@@ -96,8 +98,12 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   })
   await app.register(errorsPlugin)
   await app.register(depsPlugin, { config, background: options.background ?? true })
+  // Before every route: @fastify/swagger collects them (and their schemas) as they are added.
+  await app.register(openapiPlugin)
   // Before every other route, so the request-duration hook sees them all.
   await app.register(metricsRoutes)
+  // CORS_ORIGINS: before the rate limits, so a 429 carries CORS headers and the SDK reads it as one.
+  await app.register(corsPlugin)
   // helmet's headers guard pages in browsers; the JSON API routes (GraphQL POST and the public REST
   // shim) opt out, which is a measurable share of the hot path. GraphiQL and the rest keep them.
   app.addHook('onRoute', (route) => {
@@ -127,6 +133,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   // The REST shim for legacy apps, one plugin per feature, all under API_PREFIX.
   for (const routes of [validationRoutes, usageRoutes, deviceRoutes, certificateRoutes]) await app.register(routes, { prefix: config.prefix })
   await app.register(revocationListRoutes, { prefix: config.prefix })
-  await app.register(webRoutes)
+  await app.register(openapiRoutes, { prefix: config.prefix })
+  await app.register(webRoutes, { apiPrefix: config.prefix })
   return app
 }

@@ -10,9 +10,10 @@ import { createDatabase, DatabaseLockedError, type IDatabase } from '../infra/da
 import type { Deps } from '../domain/deps.ts'
 import { ContractError } from '../kernel/errors.ts'
 import { rotateEncryptionKey } from '../domain/operations/key-rotation.ts'
-import { backupDatabase, restoreDatabase } from '../domain/operations/backup.ts'
+import { BackupError, BackupSecretsError, backupDatabase, checkBackupSecrets, readBackupHeader, restoreDatabase } from '../domain/operations/backup.ts'
 import { PassphraseError } from '../domain/operations/export-crypto.ts'
-import { ExportError, exportClient, importClient } from '../domain/operations/export-import.ts'
+import { parseByteSize } from '../domain/operations/bounded-lines.ts'
+import { ExportError, exportClient, importClient, verifyExport } from '../domain/operations/export-import.ts'
 import { createProgressReporter, type ProgressReporter } from '../domain/operations/progress.ts'
 import { checkSecretFingerprints, recordRotatedKeys, SecretMismatchError } from '../domain/operations/secret-fingerprints.ts'
 
@@ -43,7 +44,11 @@ interface Command {
   whileServerRuns: string
   /** Checks the arguments before anything is opened; returns the problem, if any. */
   check? (values: Values, env: Env): string | undefined
+  /** Checks with the configuration, before the database is opened (or created); returns the problem. */
+  preflight? (ctx: { config: Config, values: Values, env: Env }): Promise<string | undefined>
   run (ctx: { config: Config, database: IDatabase, values: Values, io: CliIo, env: Env }): Promise<number>
+  /** A command that needs neither configuration nor database: runs instead of `run`. */
+  withoutDatabase? (ctx: { values: Values, io: CliIo, env: Env }): Promise<number>
 }
 
 const silentLog = { info () {}, warn () {}, error () {}, debug () {}, trace () {}, fatal () {}, child () { return this }, level: 'silent', silent () {} } as unknown as Deps['log']
@@ -103,14 +108,14 @@ const COMMANDS: Record<string, Command> = {
   },
   backup: {
     summary: 'write a consistent snapshot of every table (gzip NDJSON with a manifest) to a file',
-    usage: 'backup --out <file>',
-    options: { out: { type: 'string' } },
+    usage: 'backup --out <file> [--force]',
+    options: { out: { type: 'string' }, force: { type: 'boolean' } },
     whileServerRuns: 'on PostgreSQL it runs next to live servers',
     check: (values) => !values.out ? '--out is required' : undefined,
     async run ({ database, values, io }) {
       const started = performance.now()
       const bar = reporterOf(io)
-      const manifest = await backupDatabase(database.db, String(values.out), bar.progress).finally(() => bar.end())
+      const manifest = await backupDatabase(database.db, String(values.out), bar.progress, { force: values.force === true }).finally(() => bar.end())
       const rows = Object.values(manifest.rowCounts).reduce((a, b) => a + b, 0)
       io.out(`backup written to ${String(values.out)}: ${rows} rows in ${Object.keys(manifest.rowCounts).length} tables, sha256 ${manifest.sha256}, ${Math.round(performance.now() - started)} ms`)
       return 0
@@ -118,15 +123,32 @@ const COMMANDS: Record<string, Command> = {
   },
   restore: {
     summary: 'restore a backup into an empty database (--force replaces a non-empty one)',
-    usage: 'restore --in <file> [--force]',
-    options: { in: { type: 'string' }, force: { type: 'boolean' } },
+    usage: 'restore --in <file> [--force] [--max-bytes <size, default 64GiB uncompressed>]',
+    options: { in: { type: 'string' }, force: { type: 'boolean' }, 'max-bytes': { type: 'string' } },
     whileServerRuns: 'stop the server: a restore replaces the whole database',
-    check: (values) => !values.in ? '--in is required' : undefined,
+    check: (values) => !values.in ? '--in is required' : maxBytesProblem(values),
+    // The header alone, before the database is opened or migrated: a restore into a fresh DATA_DIR
+    // (which just generated secrets of its own) stops here, not after loading every row.
+    async preflight ({ config, values, env }) {
+      try {
+        checkBackupSecrets(await readBackupHeader(String(values.in)), config)
+        return undefined
+      } catch (error) {
+        if (!(error instanceof BackupSecretsError)) return error instanceof BackupError ? error.message : undefined
+        const fromFiles = error.secrets.filter((name) => !env[name])
+        const fromEnv = error.secrets.filter((name) => env[name])
+        return [
+          error.message.replace(/: restore with .*$/, ''),
+          ...(fromFiles.length > 0 ? [`${fromFiles.length === error.secrets.length ? 'this instance\'s' : fromFiles.join(', ')} came from ${config.dataDir}/secrets/ (generated on first use): copy the old DATA_DIR's secrets into it (cp <old DATA_DIR>/secrets/* ${config.dataDir}/secrets/)`] : []),
+          ...(fromEnv.length > 0 ? [`set ${fromEnv.join(', ')} to the old deployment's values`] : [])
+        ].join('; ') + '; then run restore again (nothing was changed)'
+      }
+    },
     async run ({ config, database, values, io }) {
       const started = performance.now()
       await database.migrate()
       const bar = reporterOf(io)
-      const manifest = await restoreDatabase(database.db, config, String(values.in), { force: values.force === true, progress: bar.progress }).finally(() => bar.end())
+      const manifest = await restoreDatabase(database.db, config, String(values.in), { force: values.force === true, progress: bar.progress, maxBytes: maxBytesOf(values) }).finally(() => bar.end())
       const rows = Object.values(manifest.rowCounts).reduce((a, b) => a + b, 0)
       io.out(`restored ${rows} rows in ${Object.keys(manifest.rowCounts).length} tables from ${String(values.in)}, ${Math.round(performance.now() - started)} ms; restart the servers (their caches hold the old data)`)
       return 0
@@ -134,40 +156,58 @@ const COMMANDS: Record<string, Command> = {
   },
   export: {
     summary: 'write one client\'s data to an NDJSON file for import into another deployment (serial numbers in clear text)',
-    usage: 'export --client <clientId> --out <file.ndjson> [--passphrase-env <VARIABLE>]',
-    options: { client: { type: 'string' }, out: { type: 'string' }, 'passphrase-env': { type: 'string' } },
+    usage: 'export --client <clientId> --out <file.ndjson> (--key-env <VARIABLE> | --passphrase-env <VARIABLE>) [--force]',
+    options: { client: { type: 'string' }, out: { type: 'string' }, 'passphrase-env': { type: 'string' }, 'key-env': { type: 'string' }, force: { type: 'boolean' } },
     whileServerRuns: 'on PostgreSQL it runs next to live servers',
     check: (values, env) => !values.client
       ? '--client is required'
-      : !values.out ? '--out is required' : passphraseProblem(values, env),
+      : !values.out
+          ? '--out is required'
+          : values['key-env'] === undefined && values['passphrase-env'] === undefined
+            ? '--key-env or --passphrase-env is required: the file is signed with it (HMAC-SHA256), and the import refuses a file whose signature does not verify'
+            : secretProblem(values, env),
     async run ({ config, database, values, io, env }) {
       const started = performance.now()
       const file = String(values.out)
       const bar = reporterOf(io)
-      const manifest = await exportClient(database.db, config, String(values.client), file, { progress: bar.progress, passphrase: passphraseOf(values, env) }).finally(() => bar.end())
+      const manifest = await exportClient(database.db, config, String(values.client), file, { progress: bar.progress, passphrase: passphraseOf(values, env), signingKey: keyOf(values, env), force: values.force === true }).finally(() => bar.end())
       const rows = Object.values(manifest.rowCounts).reduce((a, b) => a + b, 0)
-      io.out(`client ${String(values.client)} exported to ${file}: ${rows} rows (${manifest.rowCounts.serials ?? 0} serials), sha256 ${manifest.sha256}, ${Math.round(performance.now() - started)} ms`)
+      io.out(`client ${String(values.client)} exported to ${file}: ${rows} rows (${manifest.rowCounts.serials ?? 0} serials), signed (HMAC-SHA256) with ${values['key-env'] !== undefined ? `the key in ${String(values['key-env'])}` : 'the passphrase'}, sha256 ${manifest.sha256}, ${Math.round(performance.now() - started)} ms`)
       io.err(`${file} holds serial numbers${values['passphrase-env'] ? ' (encrypted with the passphrase)' : ' in clear text'}: mode 0600, delete it once imported. Not exported: API keys (re-issue them on the target), webhook delivery history.`)
       return 0
     }
   },
   import: {
     summary: 'import one client exported from another deployment (refused if any of it exists here)',
-    usage: 'import --in <file.ndjson> [--passphrase-env <VARIABLE>]',
-    options: { in: { type: 'string' }, 'passphrase-env': { type: 'string' } },
+    usage: 'import --in <file.ndjson> (--key-env <VARIABLE> | --passphrase-env <VARIABLE>) [--max-bytes <size, default 1GiB>]',
+    options: { in: { type: 'string' }, 'passphrase-env': { type: 'string' }, 'key-env': { type: 'string' }, 'max-bytes': { type: 'string' } },
     whileServerRuns: 'on PostgreSQL it runs next to live servers',
-    check: (values, env) => !values.in ? '--in is required' : passphraseProblem(values, env),
+    check: (values, env) => !values.in ? '--in is required' : secretProblem(values, env) ?? maxBytesProblem(values),
     async run ({ config, database, values, io, env }) {
       const started = performance.now()
       await database.migrate()
       const bar = reporterOf(io)
-      const result = await importClient(database.db, config, String(values.in), { progress: bar.progress, passphrase: passphraseOf(values, env) }).finally(() => bar.end())
+      const result = await importClient(database.db, config, String(values.in), { progress: bar.progress, passphrase: passphraseOf(values, env), signingKey: keyOf(values, env), maxBytes: maxBytesOf(values) }).finally(() => bar.end())
       const rows = Object.values(result.manifest.rowCounts).reduce((a, b) => a + b, 0)
       io.out(`imported client ${result.header.clientNumber} (${result.header.clientId}): ${rows} rows (${result.manifest.rowCounts.serials ?? 0} serials, ${result.auditEntries} audit entries appended to this chain) from ${String(values.in)}, ${Math.round(performance.now() - started)} ms`)
       if (result.policiesKept.length > 0) io.err(`policies already here, kept as they are here: ${result.policiesKept.join(', ')}`)
       io.err(`servers can keep running: nothing they cache refers to the imported client (NOT_FOUND is never cached). API keys were not exported: issue new ones (create-api-key --role MANAGER --client ${result.header.clientId} --name …).`)
       return 0
     }
+  },
+  'verify-export': {
+    summary: 'check an export\'s signature and every row without a database (what import checks first); exit code 1 when refused',
+    usage: 'verify-export --in <file.ndjson> (--key-env <VARIABLE> | --passphrase-env <VARIABLE>) [--max-bytes <size, default 1GiB>]',
+    options: { in: { type: 'string' }, 'passphrase-env': { type: 'string' }, 'key-env': { type: 'string' }, 'max-bytes': { type: 'string' } },
+    whileServerRuns: 'it opens no database',
+    check: (values, env) => !values.in ? '--in is required' : secretProblem(values, env) ?? maxBytesProblem(values),
+    async withoutDatabase ({ values, io, env }) {
+      const { header, manifest } = await verifyExport(String(values.in), { passphrase: passphraseOf(values, env), signingKey: keyOf(values, env), maxBytes: maxBytesOf(values) })
+      const rows = Object.values(manifest.rowCounts).reduce((a, b) => a + b, 0)
+      io.out(`signature verified (HMAC-SHA256, ${header.signature.keyFrom === 'key' ? 'signing key' : 'passphrase'}): client ${header.clientNumber} (${header.clientId}) exported ${header.createdAt}, schema ${String(header.schemaVersion)}: ${rows} rows (${manifest.rowCounts.serials ?? 0} serials), every row within the service's rules, sha256 ${manifest.sha256}`)
+      return 0
+    },
+    async run () { return 0 }
   },
   'verify-audit-log': {
     summary: 'check the audit log hash chain; exit code 1 when broken',
@@ -195,15 +235,30 @@ export function usage (): string {
   ].join('\n')
 }
 
-function passphraseProblem (values: Values, env: Env): string | undefined {
-  const name = values['passphrase-env']
-  if (name === undefined) return undefined
-  if (!env[String(name)]) return `--passphrase-env names ${String(name)}, which is not set (or empty)`
+/** --passphrase-env and --key-env name variables (the secrets never go on the command line). */
+function secretProblem (values: Values, env: Env): string | undefined {
+  for (const option of ['passphrase-env', 'key-env']) {
+    const name = values[option]
+    if (name !== undefined && !env[String(name)]) return `--${option} names ${String(name)}, which is not set (or empty)`
+  }
   return undefined
 }
 
 function passphraseOf (values: Values, env: Env): string | undefined {
   return values['passphrase-env'] === undefined ? undefined : env[String(values['passphrase-env'])]
+}
+
+function keyOf (values: Values, env: Env): string | undefined {
+  return values['key-env'] === undefined ? undefined : env[String(values['key-env'])]
+}
+
+function maxBytesProblem (values: Values): string | undefined {
+  if (values['max-bytes'] === undefined) return undefined
+  return parseByteSize(String(values['max-bytes'])) === undefined ? '--max-bytes must be a size such as 1073741824, 512MiB or 2GiB' : undefined
+}
+
+function maxBytesOf (values: Values): number | undefined {
+  return values['max-bytes'] === undefined ? undefined : parseByteSize(String(values['max-bytes']))
 }
 
 function commandUsage (command: Command): string {
@@ -239,6 +294,15 @@ export async function runCli (argv: string[], env: Env = process.env, io: CliIo 
   if (values.help) { io.out(commandUsage(command)); return 0 }
   const problem = command.check?.(values, env)
   if (problem) { io.err(`${name}: ${problem}\n${commandUsage(command)}`); return EXIT_USAGE }
+  if (command.withoutDatabase) {
+    try {
+      return await command.withoutDatabase({ values, io, env })
+    } catch (error) {
+      if (error instanceof ExportError || error instanceof PassphraseError) { io.err(`${name}: ${error.message}`); return 1 }
+      io.err(`${name} failed: ${(error as Error).message.split('\n')[0]}`)
+      return 1
+    }
+  }
 
   let config: Config
   try {
@@ -247,6 +311,8 @@ export async function runCli (argv: string[], env: Env = process.env, io: CliIo 
     if (error instanceof ConfigError) { io.err(error.message); return 1 }
     throw error
   }
+  const refused = await command.preflight?.({ config, values, env })
+  if (refused) { io.err(`${name}: ${refused}`); return 1 }
   let database: IDatabase
   try {
     database = await createDatabase(config)

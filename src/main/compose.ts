@@ -30,17 +30,19 @@ export function createServices (deps: Deps, recorder: ValidationRecorder) {
   const validation = createValidationService({ ...deps, devices, recorder })
   const serials = createSerialService(deps)
   const policies = createPolicyService(deps)
+  const usage = createUsageService({ ...deps, validation })
   return {
     clients: createClientService(deps),
     serials,
     devices,
     validation,
     policies,
-    usage: createUsageService({ ...deps, validation }),
+    usage,
     certificates: createCertificateService({ ...deps, validation }),
     apiKeys: createApiKeyService(deps),
     audit: createAuditService(deps),
-    analytics: createAnalyticsService(deps),
+    // usageByFeature's throughSeq is the usage watermark.
+    analytics: createAnalyticsService({ ...deps, usage }),
     webhooks: createWebhookService(deps),
     revocationList: createRevocationListService(deps),
     // The portal reads through the narrow services it needs, under its own read-only actor.
@@ -81,7 +83,7 @@ export async function compose (config: Config, { log, database: given, inProcess
   const metrics = createMetrics()
   const bus = createEventBus(redis, { log, subscriberErrors: metrics.busSubscriberErrors })
   // The first heartbeat comes back within a round trip; Redis down at start: go on degraded.
-  const [database] = await Promise.all([given ?? createDatabase(config), bus.whenHealthy(BUS_START_WAIT_MS)])
+  const [database] = await Promise.all([given ?? createDatabase(config, log), bus.whenHealthy(BUS_START_WAIT_MS)])
   const cache = await createCache({
     redis,
     bus,

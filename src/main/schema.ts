@@ -1,5 +1,6 @@
 // Assembles the schema: importing a feature's *-graphql.ts registers its types on the builder.
 import { builder } from '../graphql/builder.ts'
+import { guardArgumentText } from '../graphql/argument-text.ts'
 import '../graphql/node.ts'
 import '../domain/clients/client-graphql.ts'
 import '../domain/devices/device-graphql.ts'
@@ -15,4 +16,5 @@ import '../domain/analytics/analytics-graphql.ts'
 import '../domain/webhooks/webhook-graphql.ts'
 import '../domain/portal/portal-graphql.ts'
 
-export const schema = builder.toSchema({ sortSchema: true })
+// Every argument of every field is checked for text PostgreSQL cannot store before it resolves.
+export const schema = guardArgumentText(builder.toSchema({ sortSchema: true }))

@@ -7,6 +7,7 @@ import { ConfigError, loadConfig, type Config } from '../config/config.ts'
 import { DatabaseLockedError, queryRows } from '../infra/database.ts'
 import { SecretMismatchError } from '../domain/operations/secret-fingerprints.ts'
 import { startTracing } from '../infra/tracing.ts'
+import { pageUrls } from '../http/web-routes.ts'
 
 /** Where a database URL points, without its credentials (for messages). */
 function where (url: string): string {
@@ -98,7 +99,9 @@ async function main (): Promise<void> {
       await app.close().catch(() => {})
       throw error
     }
-    if (config.graphiql) app.log.info(`GraphiQL at http://${config.host}:${config.port}/graphiql`)
+    // The pages a person opens first, on the address actually bound (API_PORT=0 picks a free port).
+    const urls = pageUrls(app.server.address(), config.graphiql)
+    if (urls) app.log.info(urls, `Operator console at ${urls.dashboard}, customer portal at ${urls.portal}${urls.graphiql ? `, GraphiQL at ${urls.graphiql}` : ''}`)
     await hintFirstCredential(app, config).catch((error: unknown) => app.log.warn({ err: error }, 'could not check for API keys'))
   } catch (error) {
     const line = describeStartupError(error, config)

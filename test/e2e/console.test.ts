@@ -76,7 +76,7 @@ t.test('console: sign in, live usage, revoke a serial', { skip: chromium ? false
   await page.getByRole('button', { name: 'Sign in' }).click()
   const live = page.getByRole('region', { name: 'Live usage' })
   await live.locator('[data-state="live"]').waitFor({ timeout: 30_000 })
-  t.equal(await page.evaluate(() => (globalThis as any).sessionStorage.length), 1, 'the key is in session storage')
+  t.equal(await page.evaluate(() => (globalThis as any).sessionStorage.length), 1, 'the session (a token, never the key: console-credentials.test.ts) is in session storage')
   t.equal(await page.evaluate(() => (globalThis as any).localStorage.length), 0, 'and nowhere else')
 
   // The socket is up; the subscription may still be registering on the server: record until one
@@ -182,12 +182,12 @@ t.test('console: an AUDITOR sees serials but cannot change them; a bad key is re
   t.ok(await page.getByRole('button', { name: 'Revoke', exact: true }).isDisabled(), 'Revoke is disabled for an AUDITOR')
   t.ok(await page.getByRole('button', { name: 'Suspend', exact: true }).isDisabled(), 'Suspend is disabled for an AUDITOR')
 
-  // The key survives a reload of the tab (session storage), and Sign out forgets it.
+  // The session survives a reload of the tab (session storage), and Sign out forgets it.
   await page.reload()
   await page.getByText(/Signed in as AUDITOR/).waitFor({ timeout: 15_000 })
   await page.getByRole('button', { name: 'Sign out' }).click()
   await page.getByLabel('API key').waitFor({ timeout: 15_000 })
-  t.equal(await page.evaluate(() => (globalThis as any).sessionStorage.length), 0, 'signed out: the key is gone')
+  t.equal(await page.evaluate(() => (globalThis as any).sessionStorage.length), 0, 'signed out: the session is gone')
 })
 
 t.test('console: a MANAGER sees its own client only, live usage included', { skip: chromium ? false : 'needs /usr/bin/chromium' }, async (t) => {

@@ -2,7 +2,6 @@
 // encryption key, JWT secret): on the target the same serial numbers validate with the same device
 // counts, the usage history and analytics are there, the audit chain verifies (the source's entries
 // appended as new ones), and a damaged, foreign or conflicting file changes nothing.
-import { createHash } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -14,12 +13,14 @@ import { runCli } from '../../src/main/cli.ts'
 import { backupDatabase } from '../../src/domain/operations/backup.ts'
 import { ENCRYPTED_EXPORT_MAGIC } from '../../src/domain/operations/export-crypto.ts'
 import { EXPORT_TABLES, exportClient, importClient, NOT_EXPORTED } from '../../src/domain/operations/export-import.ts'
+import { rowRules } from '../../src/domain/operations/import-rules.ts'
 import { createProgressReporter } from '../../src/domain/operations/progress.ts'
 import { createKeyring } from '../../src/infra/crypto.ts'
 import { queryRows } from '../../src/infra/database.ts'
 import { ENCRYPTED_COLUMNS } from '../../src/domain/operations/key-rotation.ts'
 import { build, createApiKey, createClient, createSerial, gqlOk, TEST_DATA_DIR } from '../helper.ts'
 import { freshDatabase } from '../security/fresh-database.ts'
+import { readExport, writeExport } from './export-files.ts'
 
 /** The target deployment's own secrets (the source uses the shared development ones). */
 const TARGET_SECRETS = {
@@ -28,6 +29,8 @@ const TARGET_SECRETS = {
   JWT_SECRET: 'target-deployment-jwt-secret-0123456789abcdef'
 }
 const PASSPHRASE = 'correct horse battery staple'
+/** The signing key both operators hold (`--key-env EXPORT_KEY`). */
+const SIGNING_KEY = 'shared-signing-key-0123456789abcdef'
 // Four databases (two of them on-disk PGlite opened by the CLI) on a shared 2-core machine: the
 // default 180 s is too tight under load.
 t.setTimeout(600_000)
@@ -87,14 +90,21 @@ async function tableCoverage (t: Test, app: FastifyInstance) {
     t.ok(table in NOT_EXPORTED || (spec?.encrypted && column in spec.encrypted), `${table}.${column} is decrypted on export or not exported`)
   }
   t.ok(EXPORT_TABLES.find((s) => s.table === 'serials')?.drop?.includes('number_hash'), 'the pepper-keyed hash is recomputed, never copied')
+  // Every column an export carries has an import rule (a column added by a migration needs one).
+  const rules = rowRules({ clientId: `cli_${'0'.repeat(26)}`, clientNumber: 'X' })
+  for (const spec of EXPORT_TABLES) {
+    const columns = (await queryRows<{ c: string }>(app.deps.database.db, sql`select column_name as c from information_schema.columns
+      where table_schema = 'public' and table_name = ${spec.table} order by column_name`)).map((r) => r.c)
+    const inFile = columns.filter((c) => !spec.drop?.includes(c)).map((c) => spec.encrypted?.[c] ?? c).sort()
+    const shape = Object.keys((rules[spec.table] as unknown as { shape: Record<string, unknown> }).shape).sort()
+    t.same(shape, inFile, `${spec.table}: every column in the file has an import rule, and no rule lacks its column`)
+  }
 }
 
-/** Rewrites an export's lines and recomputes its checksum, as a forger (or a careful editor) would. */
-function rewrite (lines: string[], edit: (line: string) => string): string {
-  const body = lines.slice(0, -1).map(edit)
-  const manifest = JSON.parse(lines.at(-1)!)
-  manifest.sha256 = createHash('sha256').update(body.map((l) => `${l}\n`).join('')).digest('hex')
-  return `${[...body, JSON.stringify(manifest)].join('\n')}\n`
+/** Rewrites an export's text; the checksum recomputed, and with `key` the MAC too. */
+async function rewrite (from: string, to: string, edit: (text: string) => string, key?: string): Promise<void> {
+  writeFileSync(to, edit(readFileSync(from, 'utf8')))
+  await writeExport(to, readExport(to), key)
 }
 
 t.test('export from one deployment, import into another with other secrets; refusals change nothing', async (t) => {
@@ -105,22 +115,23 @@ t.test('export from one deployment, import into another with other secrets; refu
   const source = await build(t, { background: false, env: { WEBHOOK_ALLOW_PRIVATE: 'true', ...(urlA ? { DATABASE_URL: urlA } : {}) } })
   await t.test('every table either moves or is listed as not exported; every encrypted column is re-encrypted', (t) => tableCoverage(t, source))
   const seeded = await seed(t, source)
-  const target = await build(t, { background: false, env: { ...TARGET_SECRETS, ...(urlB ? { DATABASE_URL: urlB } : {}) } })
+  // The seeded webhook's host (hooks.acme.test) resolves nowhere: the target allows private hosts, as the source does.
+  const target = await build(t, { background: false, env: { ...TARGET_SECRETS, WEBHOOK_ALLOW_PRIVATE: 'true', ...(urlB ? { DATABASE_URL: urlB } : {}) } })
   const { db } = target.deps.database
   const cfg = target.deps.config
   t.equal(await validate(target, seeded.serials[0]!.serialNumber, 'dev-0'), 'NOT_FOUND', 'unknown on the target before the import')
   const before = (await gqlOk(source, `query ${STATS}`, { id: seeded.client.id })).clientStatistics
   const log: string[] = []
   const io = { out: (l: string) => log.push(l), err: (l: string) => log.push(l) }
-  const env = (url: string, secrets: Record<string, string> = {}) => ({ NODE_ENV: 'test', DATA_DIR: TEST_DATA_DIR, DATABASE_URL: url, LOG_LEVEL: 'silent', EXPORT_PASS: PASSPHRASE, ...secrets })
+  const env = (url: string, secrets: Record<string, string> = {}) => ({ NODE_ENV: 'test', DATA_DIR: TEST_DATA_DIR, DATABASE_URL: url, LOG_LEVEL: 'silent', WEBHOOK_ALLOW_PRIVATE: 'true', EXPORT_PASS: PASSPHRASE, EXPORT_KEY: SIGNING_KEY, ...secrets })
 
   if (urlA) {
     // PostgreSQL: through the CLI, next to the live services.
-    t.equal(await runCli(['export', '--client', seeded.client.id, '--out', plain], env(urlA), io), 0, log.join('\n'))
+    t.equal(await runCli(['export', '--client', seeded.client.id, '--out', plain, '--key-env', 'EXPORT_KEY'], env(urlA), io), 0, log.join('\n'))
     t.equal(await runCli(['export', '--client', seeded.client.id, '--out', sealed, '--passphrase-env', 'EXPORT_PASS'], env(urlA), io), 0, log.join('\n'))
   } else {
     // Embedded: each in-memory database lives with its app, so both run in this process.
-    await exportClient(source.deps.database.db, source.deps.config, seeded.client.id, plain, { progress: (l, amount) => { if (!amount?.tick) log.push(l) } })
+    await exportClient(source.deps.database.db, source.deps.config, seeded.client.id, plain, { signingKey: SIGNING_KEY, progress: (l, amount) => { if (!amount?.tick) log.push(l) } })
     await exportClient(source.deps.database.db, source.deps.config, seeded.client.id, sealed, { passphrase: PASSPHRASE })
   }
   t.match(log.join('\n'), /clear text/, 'the operator is told the file holds serial numbers in clear text')
@@ -130,9 +141,9 @@ t.test('export from one deployment, import into another with other secrets; refu
   t.equal(statSync(sealed).mode & 0o777, 0o600)
   const lines = readFileSync(plain, 'utf8').trimEnd().split('\n')
   const header = JSON.parse(lines[0]!)
-  t.match(header, { type: 'header', format: 'serials-export', version: 1, clientId: seeded.client.id, createdAt: String, schemaVersion: String })
+  t.match(header, { type: 'header', format: 'serials-export', version: 2, clientId: seeded.client.id, createdAt: String, schemaVersion: String, signature: { alg: 'HMAC-SHA256', kdf: 'scrypt', salt: String, keyFrom: 'key' } })
   t.match(header.notExported, [{ what: 'api_keys', count: 1, reason: /re-issue/ }], 'the API key is listed as not exported')
-  t.match(JSON.parse(lines.at(-1)!), { type: 'manifest', rowCounts: { clients: 1, serials: 3, policies: 1, webhooks: 1 }, sha256: /^[0-9a-f]{64}$/ })
+  t.match(JSON.parse(lines.at(-1)!), { type: 'manifest', rowCounts: { clients: 1, serials: 3, policies: 1, webhooks: 1 }, sha256: /^[0-9a-f]{64}$/, mac: /^[0-9a-f]{64}$/ })
   const text = lines.join('\n')
   t.ok(text.includes(seeded.serials[0]!.serialNumber.replace(/-/g, '')), 'the plain file holds the serial numbers')
   t.notOk(text.includes('number_hash') || text.includes('_enc"'), 'no source hash or ciphertext')
@@ -150,10 +161,12 @@ t.test('export from one deployment, import into another with other secrets; refu
   const tampered = join(dir, 'tampered.ndjson')
   const i = lines.findIndex((l) => l.startsWith('{"t":"usage_events"'))
   writeFileSync(tampered, lines.map((l, n) => n === i ? l.replace(/"quantity":\s*(\d+)/, (_m, q: string) => `"quantity": ${Number(q) + 1000}`) : l).join('\n') + '\n')
-  await t.rejects(importClient(db, cfg, tampered), /checksum does not match/)
+  await t.rejects(importClient(db, cfg, tampered, { signingKey: SIGNING_KEY }), /signature does not verify/)
+  await t.rejects(importClient(db, cfg, plain), /signed with a key: pass --key-env/)
+  await t.rejects(importClient(db, cfg, plain, { signingKey: 'another key' }), /signature does not verify: it was not made with this signing key/)
   const truncated = join(dir, 'truncated.ndjson')
   writeFileSync(truncated, lines.slice(0, -1).join('\n') + '\n')
-  await t.rejects(importClient(db, cfg, truncated), /no manifest/)
+  await t.rejects(importClient(db, cfg, truncated, { signingKey: SIGNING_KEY }), /no manifest/)
   const backup = join(dir, 'backup.gz')
   await backupDatabase(source.deps.database.db, backup)
   await t.rejects(importClient(db, cfg, backup), /not a Serials export \(a gzip file: a backup\? use restore\)/)
@@ -163,8 +176,10 @@ t.test('export from one deployment, import into another with other secrets; refu
   writeFileSync(foreign, '{"hello":"world"}\n')
   await t.rejects(importClient(db, cfg, foreign), /not a Serials export/)
   const future = join(dir, 'future.ndjson')
-  writeFileSync(future, lines.map((l, n) => n === 0 ? l.replace('"version":1', '"version":2') : l).join('\n'))
-  await t.rejects(importClient(db, cfg, future), /version 2 is not supported/)
+  writeFileSync(future, lines.map((l, n) => n === 0 ? l.replace('"version":2', '"version":3') : l).join('\n'))
+  await t.rejects(importClient(db, cfg, future), /version 3 is not supported/)
+  writeFileSync(future, lines.map((l, n) => n === 0 ? l.replace('"version":2', '"version":1') : l).join('\n'))
+  await t.rejects(importClient(db, cfg, future), /version 1 is not supported: it is not signed/)
   await t.rejects(importClient(db, cfg, sealed), /encrypted: pass --passphrase-env/)
   await t.rejects(importClient(db, cfg, sealed, { passphrase: 'wrong' }), /passphrase does not open/)
   const cut = join(dir, 'cut.enc')
@@ -172,7 +187,7 @@ t.test('export from one deployment, import into another with other secrets; refu
   await t.rejects(importClient(db, cfg, cut, { passphrase: PASSPHRASE }), /does not authenticate|truncated/)
   await nothing('refused files')
   // Into the deployment the client came from: it exists.
-  await t.rejects(importClient(source.deps.database.db, source.deps.config, plain), /already exists here/)
+  await t.rejects(importClient(source.deps.database.db, source.deps.config, plain, { signingKey: SIGNING_KEY }), /already exists here/)
 
   log.length = 0
   if (urlB) {
@@ -226,11 +241,16 @@ t.test('export from one deployment, import into another with other secrets; refu
 
   // The same client twice: refused.
   const entries = await count(target, 'audit_log')
-  await t.rejects(importClient(db, cfg, plain), new RegExp(`client ${seeded.client.clientNumber} \\(${seeded.client.id}\\) already exists here`))
+  await t.rejects(importClient(db, cfg, plain, { signingKey: SIGNING_KEY }), new RegExp(`client ${seeded.client.clientNumber} \\(${seeded.client.id}\\) already exists here`))
   // Another client id and number, but serial numbers that exist here: refused, nothing written.
   const renamed = join(dir, 'renamed.ndjson')
-  writeFileSync(renamed, rewrite(lines, (l) => l.replaceAll(seeded.client.id, `cli_${'Z'.repeat(26)}`).replaceAll(seeded.client.clientNumber, 'MOVED-1')))
-  await t.rejects(importClient(db, cfg, renamed), /serial ser_\w+ already exists here \(as ser_\w+, number ending \w{5}\): nothing imported/)
+  const rename = (text: string) => text.replaceAll(seeded.client.id, `cli_${'Z'.repeat(26)}`).replaceAll(seeded.client.clientNumber, 'MOVED-1')
+  // With the checksum recomputed, as anyone can: the signature does not verify.
+  await rewrite(plain, renamed, rename)
+  await t.rejects(importClient(db, cfg, renamed, { signingKey: SIGNING_KEY }), /signature does not verify/)
+  // Signed again by a holder of the key: the serial numbers that exist here are refused.
+  await rewrite(plain, renamed, rename, SIGNING_KEY)
+  await t.rejects(importClient(db, cfg, renamed, { signingKey: SIGNING_KEY }), /serial ser_\w+ already exists here \(as ser_\w+, number ending \w{5}\): nothing imported/)
   t.equal(await count(target, 'clients'), 1, 'the renamed client was not kept')
   t.equal(await count(target, 'audit_log'), entries, 'no audit entry added')
 
@@ -238,7 +258,7 @@ t.test('export from one deployment, import into another with other secrets; refu
   const screen: string[] = []
   const tty = Object.assign(new Writable({ write (chunk, _encoding, callback) { screen.push(String(chunk)); callback() } }), { isTTY: true, columns: 100 })
   const reporter = createProgressReporter(tty, { minIntervalMs: 0 })
-  const again = await exportClient(db, cfg, seeded.client.id, join(dir, 'again.ndjson'), { progress: reporter.progress })
+  const again = await exportClient(db, cfg, seeded.client.id, join(dir, 'again.ndjson'), { signingKey: SIGNING_KEY, progress: reporter.progress })
   reporter.end()
   await new Promise((resolve) => setImmediate(resolve))
   t.equal(again.rowCounts.serials, 3, 'the imported client exports again from the target')
@@ -257,7 +277,7 @@ t.test('the CLI: bad arguments and unknown clients are one clear line and a non-
   const dir = tempDir(t)
   const url = await freshDatabase(t)
   // Embedded: a PGlite directory of its own (the CLI opens it; nothing else holds it).
-  const env = { NODE_ENV: 'test', DATA_DIR: url ? TEST_DATA_DIR : join(dir, 'data'), LOG_LEVEL: 'silent', ...(url ? { DATABASE_URL: url } : {}) }
+  const env = { NODE_ENV: 'test', DATA_DIR: url ? TEST_DATA_DIR : join(dir, 'data'), LOG_LEVEL: 'silent', EXPORT_KEY: SIGNING_KEY, ...(url ? { DATABASE_URL: url } : {}) }
   const log: string[] = []
   const io = { out: (l: string) => log.push(l), err: (l: string) => log.push(l) }
   const run = async (...args: string[]) => { log.length = 0; return await runCli(args, env, io) }
@@ -269,17 +289,23 @@ t.test('the CLI: bad arguments and unknown clients are one clear line and a non-
   t.match(log[0], 'export: --out is required')
   t.equal(await run('export', '--client', 'cli_1', '--out', out, '--passphrase-env', 'NO_SUCH_VARIABLE_HERE'), 2)
   t.match(log[0], /NO_SUCH_VARIABLE_HERE, which is not set/)
+  t.equal(await run('export', '--client', 'cli_1', '--out', out, '--key-env', 'NO_SUCH_VARIABLE_HERE'), 2)
+  t.match(log[0], /--key-env names NO_SUCH_VARIABLE_HERE, which is not set/)
+  t.equal(await run('export', '--client', 'cli_1', '--out', out), 2)
+  t.match(log[0], /export: --key-env or --passphrase-env is required: the file is signed/)
+  t.equal(await run('import', '--in', out, '--max-bytes', 'lots'), 2)
+  t.match(log[0], /--max-bytes must be a size/)
   t.equal(await run('import'), 2)
   t.match(log[0], 'import: --in is required')
   t.equal(await run('export', '--client', 'cli_1', '--out', out, '--bogus'), 2)
 
   t.equal(await run('migrate'), 0, log.join('\n'))
-  t.equal(await run('export', '--client', `cli_${'0'.repeat(26)}`, '--out', out), 1)
+  t.equal(await run('export', '--client', `cli_${'0'.repeat(26)}`, '--out', out, '--key-env', 'EXPORT_KEY'), 1)
   t.same(log, [`export: client cli_${'0'.repeat(26)} not found`])
   t.throws(() => statSync(out), 'no file is left behind')
-  t.equal(await run('export', '--client', 'nonsense', '--out', out), 1)
+  t.equal(await run('export', '--client', 'nonsense', '--out', out, '--key-env', 'EXPORT_KEY'), 1)
   t.match(log[0], /export: "nonsense" is not a client id/)
   t.equal(await run('import', '--in', join(dir, 'missing.ndjson')), 1)
-  t.match(log[0], /import failed: .*ENOENT/)
+  t.same(log, [`import: ${join(dir, 'missing.ndjson')} does not exist`])
   t.match((await run('--help'), log.join('\n')), /export .*\n.*import /s, 'both commands are listed')
 })

@@ -67,6 +67,23 @@ t.test('with Redis', { skip: redisUrl ? false : 'TEST_REDIS_URL not set (CI sets
     t.equal((await two.peek('nf', 20)).count, 12)
   })
 
+  t.test('a burst of concurrent hits near the limit: each hit sees its own place, not the ones still in flight', async (t) => {
+    const one = createWindowCounter(redis, prefix)
+    const two = createWindowCounter(redis, prefix)
+    t.teardown(() => { one.close(); two.close() })
+    const counts = await Promise.all(Array.from({ length: 330 }, (_, i) => (i % 3 ? one : two).hit('burst', 60_000, 1, 300)))
+    t.equal(counts.filter((c) => c.count <= 300).length, 300, '300 of 330 within the limit of 300')
+    t.same(counts.map((c) => c.count).sort((x, y) => x - y), Array.from({ length: 330 }, (_, i) => i + 1), 'places 1 to 330, each once')
+  })
+
+  t.test('Redis unreachable: a concurrent burst is counted in order too', async (t) => {
+    const dead = new Redis({ port: 1, lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null })
+    const counter = createWindowCounter(dead, prefix)
+    t.teardown(() => { counter.close(); dead.disconnect() })
+    const counts = await Promise.all(Array.from({ length: 5 }, () => counter.hit('down-burst', 60_000, 1, 3)))
+    t.same(counts.map((c) => c.count).sort(), [1, 2, 3, 4, 5])
+  })
+
   t.test('Redis unreachable: fails open and keeps counting locally', async (t) => {
     const dead = new Redis({ port: 1, lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null })
     const counter = createWindowCounter(dead, prefix)

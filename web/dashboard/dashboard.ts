@@ -1,4 +1,5 @@
-// Operator console: sign in with an API key (kept in this tab's session storage only), watch
+// Operator console: sign in with an API key (exchanged at once for a short-lived token, which alone
+// is kept, in this tab's session storage; the key itself is never stored), watch
 // usage live over the usageRecorded subscription, and work on serials, clients and policies
 // through the same public GraphQL API as any other client. Roles decide what can be changed:
 // an AUDITOR sees every view with its change buttons disabled.
@@ -8,7 +9,15 @@ import 'uplot/dist/uPlot.min.css'
 import { ApiError, byId, describeError, el, formatDate, graphql } from '../shared/graphql.ts'
 import { createFeatureChart, createValidationsChart, type FeatureChart, type ValidationsChart } from './charts.ts'
 
-const KEY_STORAGE = 'serials.console.apiKey'
+/** The session: `{token, expiresAt}` (expiresAt in local epoch ms). Never the API key. */
+const SESSION_STORAGE = 'serials.console.session'
+/** Where consoles before tokens kept the raw key: cleared on load. */
+const LEGACY_KEY_STORAGE = 'serials.console.apiKey'
+/** A message for the sign-in form after a reload (the session ended). */
+const NOTICE_STORAGE = 'serials.console.notice'
+/** The token's lifetime, in seconds (issueToken's default): then the console asks for the key again. */
+const TOKEN_TTL_SECONDS = 3600
+const SESSION_ENDED = 'Your session has ended (it expired, or its API key was revoked); sign in again.'
 const LIVE_ROWS = 200
 const CHART_MINUTES = 30
 
@@ -18,12 +27,19 @@ interface SerialRow { id: string, maskedNumber: string, status: string, activeDe
 interface PageInfo { hasNextPage: boolean, endCursor: string | null }
 interface Connection<T> { edges: Array<{ node: T }>, pageInfo: PageInfo }
 
-let apiKey: string | null = null
+interface Session { token: string, expiresAt: number }
+
+let token: string | null = null
 let me: Me = { role: null, clientId: null }
 let stopLive: (() => void) | null = null
 const canChange = () => me.role === 'ADMIN' || me.role === 'MANAGER'
 
-const call = <T>(query: string, variables: Record<string, unknown> = {}) => graphql<T>(query, variables, apiKey ?? undefined)
+const call = <T>(query: string, variables: Record<string, unknown> = {}) => graphql<T>(query, variables, token ?? undefined)
+  .catch((error: unknown) => {
+    // The token expired or its key was revoked: every further call would fail the same way.
+    if (token && error instanceof ApiError && error.code === 'AUTHENTICATION_ERROR') endSession(SESSION_ENDED)
+    throw error
+  })
 
 function say (target: HTMLElement, text: string, kind: 'ok' | 'error' | '' = ''): void {
   target.textContent = text
@@ -47,12 +63,49 @@ function actionButton (label: string, onClick: () => Promise<void>, options: { d
 
 // ---- sign-in ----------------------------------------------------------------------------------
 
+/** When the token lapses, on this machine's clock: its lifetime (exp − iat) from now, so clock skew does not matter. */
+function localExpiry (issued: { token: string, expiresAt: string }): number {
+  try {
+    const part = issued.token.split('.')[1] ?? ''
+    const claims = JSON.parse(atob(part.replace(/-/g, '+').replace(/_/g, '/'))) as { exp?: unknown, iat?: unknown }
+    if (typeof claims.exp === 'number' && typeof claims.iat === 'number') return Date.now() + (claims.exp - claims.iat) * 1000
+  } catch { /* not a JWT we can read: the service's expiresAt */ }
+  return Date.parse(issued.expiresAt)
+}
+
+/** The key is used once, here: exchanged for a token that expires, and dropped. */
 async function signIn (key: string): Promise<void> {
-  const data = await graphql<{ me: Me }>('{ me { role clientId } }', {}, key)
+  const data = await graphql<{ issueToken: { token: string, expiresAt: string } }>(
+    'mutation ($i: IssueTokenInput!) { issueToken(input: $i) { token expiresAt } }', { i: { ttlSeconds: TOKEN_TTL_SECONDS } }, key)
+  byId<HTMLInputElement>('api-key').value = ''
+  await startSession({ token: data.issueToken.token, expiresAt: localExpiry(data.issueToken) })
+}
+
+let expiryTimer: number | undefined
+let ending = false
+
+/** Forgets the session and reloads (stopping every view); `notice` is shown above the sign-in form. */
+function endSession (notice?: string): void {
+  if (ending) return
+  ending = true
+  sessionStorage.removeItem(SESSION_STORAGE)
+  if (notice) sessionStorage.setItem(NOTICE_STORAGE, notice)
+  window.clearTimeout(expiryTimer)
+  stopLive?.()
+  stopLive = null
+  validationsChart?.stop()
+  token = null
+  location.reload()
+}
+
+async function startSession (session: Session): Promise<void> {
+  const data = await graphql<{ me: Me }>('{ me { role clientId } }', {}, session.token)
   if (!data.me.role) throw new ApiError('AUTHENTICATION_ERROR', 'The API key was not accepted')
-  apiKey = key
+  token = session.token
   me = data.me
-  sessionStorage.setItem(KEY_STORAGE, key)
+  sessionStorage.setItem(SESSION_STORAGE, JSON.stringify(session))
+  window.clearTimeout(expiryTimer)
+  expiryTimer = window.setTimeout(() => endSession('Your session has expired; sign in again.'), Math.max(0, session.expiresAt - Date.now()))
   byId('who').textContent = `Signed in as ${me.role}${me.clientId ? ` of ${me.clientId}` : ''}${canChange() ? '' : ' (read-only)'}`
   byId('sign-out').hidden = false
   byId('signin').hidden = true
@@ -74,16 +127,7 @@ async function signIn (key: string): Promise<void> {
   ])
 }
 
-function signOut (): void {
-  sessionStorage.removeItem(KEY_STORAGE)
-  stopLive?.()
-  stopLive = null
-  validationsChart?.stop()
-  apiKey = null
-  location.reload()
-}
-
-byId('sign-out').addEventListener('click', signOut)
+byId('sign-out').addEventListener('click', () => endSession())
 byId<HTMLFormElement>('signin-form').addEventListener('submit', (event) => {
   event.preventDefault()
   const input = byId<HTMLInputElement>('api-key')
@@ -157,7 +201,7 @@ function startLive (): void {
     setState('connecting', 'Connecting…')
     client = createClient({
       url,
-      connectionParams: { authorization: `Bearer ${apiKey ?? ''}` },
+      connectionParams: { authorization: `Bearer ${token ?? ''}` },
       lazy: true,
       // Reconnects are ours: each one resubscribes with `after` = the last seq shown.
       retryAttempts: 0,
@@ -173,6 +217,8 @@ function startLive (): void {
         if (code === 4403 || code === 4401) {
           stopped = true
           setState('stopped', 'The credential was refused or revoked; sign in again.', 'error')
+          // 4403: the token expired or its key was revoked.
+          if (code === 4403) endSession(SESSION_ENDED)
           return
         }
         if (Array.isArray(error)) { stopped = true; setState('stopped', describeError(new ApiError('INTERNAL', String((error[0] as { message?: string })?.message))), 'error'); return }
@@ -483,10 +529,30 @@ byId('audit-verify').addEventListener('click', () => {
 
 // ---- start ------------------------------------------------------------------------------------
 
-const saved = sessionStorage.getItem(KEY_STORAGE)
-if (saved) {
-  signIn(saved).catch((error: unknown) => {
-    sessionStorage.removeItem(KEY_STORAGE)
-    say(byId('signin-message'), describeError(error), 'error')
+sessionStorage.removeItem(LEGACY_KEY_STORAGE)
+const notice = sessionStorage.getItem(NOTICE_STORAGE)
+if (notice) {
+  sessionStorage.removeItem(NOTICE_STORAGE)
+  say(byId('signin-message'), notice, 'error')
+}
+
+function savedSession (): Session | null {
+  try {
+    const value = JSON.parse(sessionStorage.getItem(SESSION_STORAGE) ?? 'null') as Partial<Session> | null
+    return value && typeof value.token === 'string' && typeof value.expiresAt === 'number' ? { token: value.token, expiresAt: value.expiresAt } : null
+  } catch {
+    return null
+  }
+}
+
+const saved = savedSession()
+if (saved && saved.expiresAt > Date.now()) {
+  startSession(saved).catch((error: unknown) => {
+    sessionStorage.removeItem(SESSION_STORAGE)
+    const text = error instanceof ApiError && error.code === 'AUTHENTICATION_ERROR' ? SESSION_ENDED : describeError(error)
+    say(byId('signin-message'), text, 'error')
   })
+} else if (saved || sessionStorage.getItem(SESSION_STORAGE) !== null) {
+  sessionStorage.removeItem(SESSION_STORAGE)
+  say(byId('signin-message'), 'Your session has expired; sign in again.', 'error')
 }

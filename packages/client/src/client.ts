@@ -71,10 +71,14 @@ export interface HeartbeatOptions {
   random?: () => number
 }
 
-/** A validation answer whose signature and nonce verified. */
+/**
+ * A validation answer whose signature and nonce verified. The signature covers every field here
+ * except `message` (prose for logs) and `stale` (set by this client): see answerSigningInput.
+ */
 export interface LicenseValidation {
   valid: boolean
   code: ValidationCode
+  /** The code in words, for logs; not signed, so never branch on it. */
   message: string
   /** ISO time the serial expires; null = never. */
   expiresAt: string | null
@@ -82,14 +86,15 @@ export interface LicenseValidation {
   isDemo: boolean | null
   /** ISO time of the service's clock when it answered. */
   serverTime: string
-  /** Entitlement codes (not covered by the signature: see the README). */
+  /** Entitlement codes, in the service's order; covered by the signature (empty unless VALID). */
   entitlements: string[]
-  /** Floating seats: when this device's lease lapses without a heartbeat (not covered by the signature). */
+  /** Floating seats: when this device's lease lapses without a heartbeat (ISO time, covered by the signature); null otherwise. */
   leaseExpiresAt: string | null
   /** true: the service could not be reached and this is the last verified answer, within the grace period. */
   stale: boolean
 }
 
+/** A heartbeat's answer. Not signed (a heartbeat sends no nonce): it paces the loop; validate() is the check to trust. */
 export interface HeartbeatResult {
   alive: boolean
   code: ValidationCode
@@ -112,6 +117,22 @@ export interface RevocationList {
   expiresAt: number
 }
 
+/** The body of `GET /api/v1/revocations`, as the service sends it: `list` is the signed compact token. */
+export interface RevocationListBody {
+  list: string
+  algorithm?: string
+  keyId?: string
+  issuedAt?: string
+  expiresAt?: string
+}
+
+/**
+ * A revocation list in any form an app is likely to hold: the compact token, the body of
+ * `GET /api/v1/revocations` (the object or its JSON text), or what `fetchRevocations()` returned.
+ * Only the signed token counts: the body's other fields are descriptive and never trusted.
+ */
+export type RevocationsInput = string | RevocationList | RevocationListBody
+
 export interface OfflineResult {
   valid: boolean
   reason?: OfflineReason
@@ -125,7 +146,7 @@ export interface LicenseClient {
   heartbeat (serialNumber: string): Promise<HeartbeatResult>
   startHeartbeats (serialNumber: string, handlers?: HeartbeatHandlers): () => void
   checkout (serialNumber: string, ttlDays: number): Promise<string>
-  verifyOffline (certificate: string, options?: { revocations?: string | RevocationList }): Promise<OfflineResult>
+  verifyOffline (certificate: string, options?: { revocations?: RevocationsInput }): Promise<OfflineResult>
   fetchRevocations (): Promise<RevocationList>
   /** The latest time (epoch ms) vouched for by the service that this client has seen; 0 = none. */
   trustedTime (): number
@@ -273,7 +294,8 @@ export function createLicenseClient (options: LicenseClientOptions): LicenseClie
       })
       text = await response.text()
     } catch (error) {
-      throw new Unreachable(new LicenseClientError('NETWORK_ERROR', `${method} ${path}: the service could not be reached (${(error as Error)?.message ?? String(error)})`, { cause: error }))
+      const hint = controller.signal.aborted ? '' : corsHint()
+      throw new Unreachable(new LicenseClientError('NETWORK_ERROR', `${method} ${path}: the service could not be reached (${(error as Error)?.message ?? String(error)})${hint}`, { cause: error }))
     } finally {
       clearTimeout(timer)
     }
@@ -290,6 +312,20 @@ export function createLicenseClient (options: LicenseClientOptions): LicenseClie
       throw new LicenseClientError('HTTP_ERROR', `${method} ${path}: ${status}${details.serverCode ? ` ${details.serverCode}` : ''}${details.message ? `: ${details.message}` : ''}`, { status, ...(details.serverCode ? { serverCode: details.serverCode } : {}) })
     }
     return { status, body: parsed, headers: response.headers }
+  }
+
+  /**
+   * A browser hides why a cross-origin call failed: a CORS refusal and an outage reject alike, so
+   * both stay NETWORK_ERROR and the message names the other possible cause. Empty outside a page
+   * (or worker) on another origin than the service.
+   */
+  function corsHint (): string {
+    const here = (globalThis as { location?: { origin?: unknown } }).location?.origin
+    if (typeof here !== 'string') return ''
+    let service: string
+    try { service = new URL(baseUrl).origin } catch { return '' }
+    if (service === here) return ''
+    return `; or the browser refused it for CORS: this page's origin (${here}) differs from the service's (${service}), which answers it only when its CORS_ORIGINS lists that origin`
   }
 
   function serverError (body: unknown): { serverCode?: string, message?: string } {
@@ -474,6 +510,20 @@ export function createLicenseClient (options: LicenseClientOptions): LicenseClie
     return { ok: true, list: { token, serials: p.serials, issuedAt: p.iat * 1000, expiresAt: p.exp * 1000 } }
   }
 
+  /** The compact token inside any RevocationsInput; undefined when there is none. */
+  function revocationToken (input: unknown): string | undefined {
+    let value = input
+    // The endpoint's JSON text: a compact token never starts with `{` (base64url has no such character).
+    if (typeof value === 'string' && value.trimStart().startsWith('{')) {
+      try { value = JSON.parse(value) } catch { return undefined }
+    }
+    if (typeof value === 'string') return value
+    if (!isObject(value)) return undefined
+    if (typeof value.token === 'string') return value.token
+    if (typeof value.list === 'string') return value.list
+    return undefined
+  }
+
   /** The stored list, re-verified; undefined when none or when storage was altered. */
   async function storedList (): Promise<{ list: RevocationList, etag: string | null } | undefined> {
     const stored = read<{ token?: unknown, etag?: unknown }>(REVOCATIONS)
@@ -506,7 +556,7 @@ export function createLicenseClient (options: LicenseClientOptions): LicenseClie
     return checked.list
   }
 
-  async function verifyOffline (certificate: string, opts: { revocations?: string | RevocationList } = {}): Promise<OfflineResult> {
+  async function verifyOffline (certificate: string, opts: { revocations?: RevocationsInput } = {}): Promise<OfflineResult> {
     // Before any other check: a clock set back would make an expired certificate look current.
     if (clockTampered()) return { valid: false, reason: 'CLOCK_TAMPERED', message: 'the local clock is behind a time the service vouched for' }
     const checked = await verifyCompact(certificate, await key())
@@ -519,8 +569,9 @@ export function createLicenseClient (options: LicenseClientOptions): LicenseClie
     const stored = await storedList()
     for (const id of stored?.list.serials ?? []) revoked.add(id)
     if (opts.revocations !== undefined) {
-      const token = typeof opts.revocations === 'string' ? opts.revocations : opts.revocations.token
-      const list = await verifyList(token)
+      const token = revocationToken(opts.revocations)
+      // Not a string: verifyCompact calls it MALFORMED, refused like any list that does not verify.
+      const list = await verifyList(token ?? '')
       // A list that does not verify is refused, not ignored: dropping it is how one would hide a revocation.
       if (!list.ok) return { valid: false, reason: list.reason, message: `revocation list: ${list.reason}` }
       trust(list.list.issuedAt)

@@ -1,6 +1,10 @@
 /** Why a call failed; a validation that ran returns a result with a `code` instead of throwing. */
 export type LicenseClientErrorCode =
-  /** The service could not be reached (offline, DNS, timeout) and no usable stored answer exists. */
+  /**
+   * The service could not be reached (offline, DNS, timeout) and no usable stored answer exists. In
+   * a browser page on another origin, also a CORS refusal: the browser reports both alike (the
+   * message says so).
+   */
   | 'NETWORK_ERROR'
   /** The service answered with an error status (`status` and `serverCode` say which). */
   | 'HTTP_ERROR'

@@ -1,7 +1,7 @@
 export { createLicenseClient } from './client.ts'
 export type {
   FetchLike, HeartbeatHandlers, HeartbeatOptions, HeartbeatResult, LicenseClient, LicenseClientOptions, LicenseValidation,
-  OfflineReason, OfflineResult, ResponseLike, RevocationList, StorageLike, ValidationCode
+  OfflineReason, OfflineResult, ResponseLike, RevocationList, RevocationListBody, RevocationsInput, StorageLike, ValidationCode
 } from './client.ts'
 export { LicenseClientError, type LicenseClientErrorCode } from './errors.ts'
 export {

@@ -115,7 +115,7 @@ const UsageByFeatureRef = builder.objectRef<UsageByFeature>('UsageByFeature').im
   description: 'Usage per feature, and where the usage stream goes on from',
   fields: (t) => ({
     since: t.expose('since', { type: 'DateTime', description: 'Start of the window (events recorded at or after it)' }),
-    throughSeq: t.field({ type: 'Seq', description: 'The newest usage seq when the figures were read: subscribe to usageRecorded with after: throughSeq to continue them without a gap or a double count', resolve: (u) => u.throughSeq }),
+    throughSeq: t.field({ type: 'Seq', description: 'The usage seq the figures count up to, below which nothing is still being written: subscribe to usageRecorded with after: throughSeq to continue them without a gap or a double count', resolve: (u) => u.throughSeq }),
     features: t.field({ type: [FeatureUsageRef], description: `At most ${MAX_FEATURES} features, the largest quantity first`, resolve: (u) => u.features })
   })
 })

@@ -8,6 +8,7 @@ import type { Deps } from '../deps.ts'
 import { FeatureDisabledError, NotFoundError, ValidationError } from '../../kernel/errors.ts'
 import { dateInput, parseInput } from '../../kernel/input.ts'
 import { maskSerialNumber } from '../serials/serial-number.ts'
+import type { UsageService } from '../usage/usage-service.ts'
 
 export interface ClientStatistics {
   clientId: string
@@ -100,7 +101,7 @@ const patternsInput = z.object({
 
 const n = (value: unknown) => Number(value ?? 0)
 
-export function createAnalyticsService (deps: Deps) {
+export function createAnalyticsService (deps: Deps & { usage: Pick<UsageService, 'watermark'> }) {
   const { database, clock } = deps
   const db = database.readDb
 
@@ -144,23 +145,26 @@ export function createAnalyticsService (deps: Deps) {
     },
 
     /**
-     * Usage per feature over the last `hours` hours (default 24), largest quantity first, with the
-     * newest seq the figures include, read in the same statement (one snapshot): a page shows these
-     * and then adds the usageRecorded events with a larger seq (subscribe with after: throughSeq).
+     * Usage per feature over the last `hours` hours (default 24), largest quantity first, counting
+     * the rows up to throughSeq: a page shows these and then adds the usageRecorded events with a
+     * larger seq (subscribe with after: throughSeq). throughSeq is the usage watermark, not the
+     * highest stored seq: a row below that may still commit, and would be in neither. On the
+     * primary, which holds every row up to the watermark (a replica may not yet).
      */
     async usageByFeature (actor: Actor, input: unknown): Promise<UsageByFeature> {
       const data = parseInput(featureInput, input)
       const clientId = await scopeOf(actor, data.clientId)
       const since = new Date(clock().getTime() - (data.hours ?? 24) * HOUR_MS)
       const scope = clientId ? sql`client_id = ${clientId} and` : sql``
-      const rows = await queryRows<{ through_seq: string | number, feature: string | null, events: string | null, quantity: string | null }>(db, sql`
+      const through = await deps.usage.watermark()
+      const rows = await queryRows<{ through_seq: string | number, feature: string | null, events: string | null, quantity: string | null }>(database.db, sql`
         with f as (
           select feature, count(*) as events, sum(quantity) as quantity from usage_events
-          where ${scope} recorded_at >= ${since.toISOString()}::timestamptz
+          where ${scope} recorded_at >= ${since.toISOString()}::timestamptz and seq <= ${through}
           group by feature order by sum(quantity) desc, count(*) desc, feature nulls last limit ${MAX_FEATURES}
         )
         select s.through_seq, f.feature, f.events, f.quantity
-        from (select coalesce(max(seq), 0) as through_seq from usage_events) s left join f on true
+        from (select ${through}::bigint as through_seq) s left join f on true
         order by f.quantity desc nulls last, f.events desc, f.feature nulls last`)
       return {
         since,

@@ -22,6 +22,8 @@ const clientNumber = z.string().trim().regex(/^[A-Za-z0-9-]{1,32}$/, 'must be 1â
 const name = z.string().trim().min(1).max(200)
 const email = z.email().max(320)
 const quota = z.number().int().min(1).max(1_000_000).nullable()
+/** The API's rules for each stored field; import (domain/operations) applies them to imported rows too. */
+export const CLIENT_FIELDS = { clientNumber, name, contactEmail: email, quotaPerMinute: quota }
 
 const createInput = z.object({ clientNumber, name, contactEmail: email, quotaPerMinute: quota.optional() })
 const updateInput = z.object({ id: z.string().min(1), name: name.optional(), contactEmail: email.optional(), quotaPerMinute: quota.optional() })

@@ -8,8 +8,7 @@
 //   {"t":"<table>","r":{…row…}}                      (tables in foreign-key order)
 //   {"type":"manifest","rowCounts":{…},"sha256":"…"}  (SHA-256 of every line above, newlines included)
 import { createHash } from 'node:crypto'
-import { createReadStream, createWriteStream } from 'node:fs'
-import { createInterface } from 'node:readline'
+import { createReadStream } from 'node:fs'
 import { once } from 'node:events'
 import { pipeline } from 'node:stream/promises'
 import { createGunzip, createGzip } from 'node:zlib'
@@ -18,13 +17,38 @@ import { PassThrough, Transform } from 'node:stream'
 import { sql } from 'drizzle-orm'
 import type { Config } from '../../config/config.ts'
 import { queryRows, type Db, type Executor } from '../../infra/database.ts'
+import { boundedLines, GiB, MiB } from './bounded-lines.ts'
+import { createOutputFile, refuseOutputPath, type OutputFile } from './output-file.ts'
 import type { Progress } from './progress.ts'
-import { checkSecretFingerprints } from './secret-fingerprints.ts'
+import { checkSecretFingerprints, differingSecrets, type SecretName } from './secret-fingerprints.ts'
 
 export const BACKUP_FORMAT = 'serials-backup'
 const FETCH = 1000
 const INSERT_BATCH = 500
 const ROW = /^\{"t":("(?:[^"\\]|\\.)*"),"r":/
+/**
+ * Longest line a restore reads. Rows are copied as stored, and one stored answer of a bulk
+ * createSerials (idempotency_keys) holds up to 10,000 serials: a few MiB, never 64.
+ */
+export const RESTORE_MAX_LINE_BYTES = 64 * MiB
+/** Default bound on a backup's uncompressed text (`restore --max-bytes`). */
+export const DEFAULT_RESTORE_MAX_BYTES = 64 * GiB
+/**
+ * Most text bytes per compressed byte: gzip'd NDJSON of this service's rows (ciphertext, ids,
+ * hashes) inflates a few times; a compression bomb, a thousand times and more. Checked once the
+ * text passes 16 MiB.
+ */
+export const RESTORE_MAX_RATIO = 100
+
+/** The bounds every read of a backup's text obeys; `compressedBytes`: the file's bytes read so far. */
+function restoreBounds (compressedBytes: () => number, maxBytes = DEFAULT_RESTORE_MAX_BYTES) {
+  return {
+    maxLineBytes: RESTORE_MAX_LINE_BYTES,
+    maxBytes,
+    maxRatio: { ratio: RESTORE_MAX_RATIO, compressedBytes, ratioAfterBytes: 16 * MiB },
+    error: (message: string) => new BackupError(message)
+  }
+}
 
 export type { Progress } from './progress.ts'
 
@@ -80,11 +104,16 @@ export async function tablesInOrder (db: Executor): Promise<string[]> {
   return ordered
 }
 
-/** Writes the snapshot to `file`; returns the manifest. */
-export async function backupDatabase (db: Db, file: string, progress: Progress = () => {}): Promise<BackupManifest> {
+/**
+ * Writes the snapshot to `file` (mode 0600; never through a symbolic link, never over an existing
+ * file unless `force`); returns the manifest.
+ */
+export async function backupDatabase (db: Db, file: string, progress: Progress = () => {}, options: { force?: boolean } = {}): Promise<BackupManifest> {
+  const refusal = await refuseOutputPath(file, options.force === true)
+  if (refusal) throw new BackupError(refusal)
+  const output: OutputFile = await createOutputFile(file, { force: options.force, error: (message) => new BackupError(message) })
   const gzip = createGzip()
-  const output = createWriteStream(file, { mode: 0o600 })
-  const done = pipeline(gzip, output)
+  const done = pipeline(gzip, output.stream())
   const hash = createHash('sha256')
   const write = async (line: string) => {
     hash.update(line)
@@ -125,12 +154,65 @@ export async function backupDatabase (db: Db, file: string, progress: Progress =
     const manifest: BackupManifest = { type: 'manifest', rowCounts, sha256: hash.digest('hex') }
     gzip.end(`${JSON.stringify(manifest)}\n`)
     await done
+    await output.commit()
     return manifest
   } catch (error) {
     gzip.destroy(error as Error)
     await done.catch(() => {})
+    // Never half a backup at its path (a file that was there stays as it was).
+    await output.abort()
     throw error
   }
+}
+
+/** Reads and checks the header line only: a wrong file or a mismatch is found before any work. */
+export async function readBackupHeader (file: string): Promise<BackupHeader> {
+  const input = createReadStream(file)
+  const gunzip = createGunzip()
+  let read = 0
+  input.on('data', (chunk) => { read += chunk.length })
+  // Bounded: a bomb, or a first line without end, stops at once instead of filling memory.
+  const lines = boundedLines(input.pipe(gunzip), restoreBounds(() => read))
+  // A stream error (missing file, not gzip) rejects the wait below instead of going unhandled.
+  const failed = new Promise<never>((_resolve, reject) => { input.once('error', reject); gunzip.once('error', reject) })
+  try {
+    const first = await Promise.race([lines.next().then((r) => r.done === true ? undefined : r.value), failed])
+    return parseHeader(first)
+  } catch (error) {
+    if (error instanceof BackupError) throw error
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new BackupError(`${file} does not exist`)
+    throw new BackupError(`not a Serials backup (${(error as Error).message})`)
+  } finally {
+    lines.return(undefined).catch(() => {})
+    input.destroy()
+    gunzip.destroy()
+  }
+}
+
+function parseHeader (line: string | undefined): BackupHeader {
+  if (line === undefined) throw new BackupError('not a Serials backup (empty file)')
+  let header: BackupHeader
+  try { header = JSON.parse(line) as BackupHeader } catch { throw new BackupError('not a Serials backup (no header)') }
+  if (header?.type !== 'header' || header.format !== BACKUP_FORMAT) throw new BackupError('not a Serials backup (no header)')
+  if (header.version !== 1) throw new BackupError(`backup format version ${header.version} is not supported`)
+  return header
+}
+
+/** "A", "A and B", "A, B and C". */
+const listOf = (names: string[]) => names.length < 2 ? names.join('') : `${names.slice(0, -1).join(', ')} and ${names.at(-1)}`
+
+/** The backup's rows were written with other secrets than this instance's: nothing could be read. */
+export class BackupSecretsError extends BackupError {
+  constructor (readonly secrets: SecretName[]) {
+    super(`${listOf(secrets)} ${secrets.length === 1 ? 'differs from the one' : 'differ from those'} the backup was made with (the header's fingerprints do not match): restore with the secrets of the deployment it came from`)
+    this.name = 'BackupSecretsError'
+  }
+}
+
+/** Compares the header's secret fingerprints with this instance's secrets; throws BackupSecretsError. */
+export function checkBackupSecrets (header: BackupHeader, config: Pick<Config, 'pepper' | 'jwtSecret' | 'encryptionKey' | 'encryptionKeysPrevious'>): void {
+  const differ = differingSecrets(header.fingerprints ?? {}, config)
+  if (differ.length > 0) throw new BackupSecretsError(differ)
 }
 
 /** Tables holding rows (the fingerprints a started service wrote do not count). */
@@ -148,6 +230,8 @@ export interface RestoreOptions {
   /** Empty a non-empty database first. */
   force?: boolean
   progress?: Progress
+  /** Most bytes of uncompressed text (default DEFAULT_RESTORE_MAX_BYTES). */
+  maxBytes?: number
 }
 
 /**
@@ -161,10 +245,9 @@ export async function restoreDatabase (db: Db, config: Pick<Config, 'pepper' | '
   const size = (await stat(file)).size
   let read = 0
   const counter = new Transform({ transform (chunk: Buffer, _encoding, callback) { read += chunk.length; callback(null, chunk) } })
-  // Paused until the loop below asks for lines (readline drops lines nobody is iterating yet).
+  // Read as the loop below asks for lines.
   const text = new PassThrough()
   let piping: Promise<void> = Promise.resolve()
-  let lines: ReturnType<typeof createInterface> | undefined
   const hash = createHash('sha256')
   let header: BackupHeader | undefined
   let manifest: BackupManifest | undefined
@@ -183,14 +266,15 @@ export async function restoreDatabase (db: Db, config: Pick<Config, 'pepper' | '
         batch = []
       }
       piping = pipeline(input, counter, createGunzip(), text).catch((error: unknown) => { text.destroy(error as Error) })
-      lines = createInterface({ input: text, crlfDelay: Infinity })
+      // Bounded: `/dev/zero`, a line without end or a compression bomb stops at once, in one line.
+      const lines = boundedLines(text, restoreBounds(() => read, options.maxBytes))
       for await (const line of lines) {
         if (manifest) throw new BackupError('data after the manifest: the file is damaged')
         if (!header) {
           hash.update(`${line}\n`)
-          try { header = JSON.parse(line) as BackupHeader } catch { throw new BackupError('not a Serials backup (no header)') }
-          if (header.type !== 'header' || header.format !== BACKUP_FORMAT) throw new BackupError('not a Serials backup (no header)')
-          if (header.version !== 1) throw new BackupError(`backup format version ${header.version} is not supported`)
+          header = parseHeader(line)
+          // Before the long work: rows written with other secrets could not be read here.
+          checkBackupSecrets(header, config)
           const here = await schemaVersion(tx)
           if (header.schemaVersion !== here) throw new BackupError(`the backup's schema version ${header.schemaVersion} differs from this database's ${here}: restore with the release that made the backup`)
           const busy = await nonEmptyTables(tx)
@@ -235,8 +319,8 @@ export async function restoreDatabase (db: Db, config: Pick<Config, 'pepper' | '
       progress(`restore: ${Object.values(counts).reduce((a, b) => a + b, 0)} rows in ${header.tables.length} tables, checksum verified`, { done: size, total: size })
     })
   } finally {
-    lines?.close()
     input.destroy()
+    text.destroy()
   }
   return manifest!
 }

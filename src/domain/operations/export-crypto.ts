@@ -1,4 +1,5 @@
-// Passphrase encryption of a whole export file (`export --passphrase-env VAR`), node:crypto only.
+// Passphrase encryption of a whole export file (`export --passphrase-env VAR`) and the key of its
+// MAC, node:crypto only.
 //
 // Layout: magic "SRLXENC1" (8 bytes) | scrypt salt (16) | AES-GCM IV (12) | key check (16) |
 // AES-256-GCM ciphertext of the NDJSON text | GCM tag (16).
@@ -30,6 +31,20 @@ async function deriveKey (passphrase: string, salt: Buffer): Promise<Buffer> {
   return await new Promise((resolve, reject) => {
     scrypt(passphrase, salt, 32, SCRYPT, (error, key) => { if (error) reject(error); else resolve(key) })
   })
+}
+
+/** Length of the random salt of an export's MAC key (in the export's header). */
+export const MAC_SALT_BYTES = 16
+const MAC_LABEL = Buffer.from('serials-export mac v1\n')
+
+/**
+ * The key of an export's MAC (HMAC-SHA256 over its lines, see export-import.ts): scrypt of the
+ * signing key or passphrase with the header's salt behind a label of its own, so it is never the
+ * key that encrypts the file, even from the same passphrase.
+ */
+export async function deriveMacKey (secret: string, salt: Buffer): Promise<Buffer> {
+  if (secret.length === 0) throw new PassphraseError('the signing key is empty')
+  return await deriveKey(secret, Buffer.concat([MAC_LABEL, salt]))
 }
 
 function keyCheck (key: Buffer): Buffer {

@@ -48,6 +48,25 @@ export function configFingerprints (config: Pick<Config, 'pepper' | 'jwtSecret' 
   }
 }
 
+export type SecretName = 'ENCRYPTION_PEPPER' | 'JWT_SECRET' | 'ENCRYPTION_KEY'
+
+/**
+ * The configured secrets that differ from fingerprints recorded elsewhere (a backup's header),
+ * without a database: the same rules as checkSecretFingerprints (an ENCRYPTION_KEY differing is
+ * fine while the recorded key is in ENCRYPTION_KEYS_PREVIOUS). A name not recorded is not compared.
+ */
+export function differingSecrets (recorded: Readonly<Record<string, string>>, config: Pick<Config, 'pepper' | 'jwtSecret' | 'encryptionKey' | 'encryptionKeysPrevious'>): SecretName[] {
+  const mine = configFingerprints(config)
+  const differ: SecretName[] = []
+  for (const name of ['ENCRYPTION_PEPPER', 'JWT_SECRET'] as const) {
+    const fp = recorded[name]
+    if (typeof fp === 'string' && !same(fp, mine[name])) differ.push(name)
+  }
+  const key = recorded.ENCRYPTION_KEY
+  if (typeof key === 'string' && !same(key, mine.ENCRYPTION_KEY) && !mine.ENCRYPTION_KEYS_PREVIOUS.some((fp) => same(fp, key))) differ.push('ENCRYPTION_KEY')
+  return differ
+}
+
 interface Row { name: string, fingerprint: string, updated_at: string | Date }
 
 export async function storedFingerprints (db: Executor): Promise<Map<string, Row>> {

@@ -30,6 +30,8 @@ const fields = {
   offlineTtlDays: z.number().int().min(1).max(365).nullable(),
   entitlements: entitlementsSchema
 }
+/** The API's rules for each stored field; import (domain/operations) applies them to imported rows too. */
+export const POLICY_FIELDS = fields
 const createInput = z.object({
   name: fields.name,
   maxDevices: fields.maxDevices,

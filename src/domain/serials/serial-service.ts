@@ -79,6 +79,8 @@ const updateInput = z.object({
 }).transform(oneDeviceLimit)
 const idInput = z.object({ id: z.string().min(1).max(64) })
 const revokeInput = z.object({ id: z.string().min(1).max(64), reason: z.string().trim().min(1).max(500) })
+/** The API's rules for each stored field; import (domain/operations) applies them to imported rows too. */
+export const SERIAL_FIELDS = { maxDevices: maxUsage, metadata: metadataSchema, revokeReason: revokeInput.shape.reason }
 const listFilter = z.object({
   clientId: z.string().max(64).optional().nullable(),
   status: z.enum(['ACTIVE', 'SUSPENDED', 'REVOKED', 'EXPIRED']).optional().nullable(),
@@ -93,7 +95,9 @@ export interface IssuedSerial { serial: SerialView, serialNumber: string }
 /**
  * Inserts serials that share client, limits, expiry, metadata and batch, with one
  * `serial.created` outbox event each, in one statement of fixed text (the per-serial columns
- * travel as arrays): 10,000 serials are one round trip, not twenty.
+ * travel as arrays): 10,000 serials are one round trip, not twenty. Metadata travels as JSON text
+ * cast `::text::jsonb`: a string parameter cast straight to jsonb is typed jsonb, which postgres.js
+ * JSON-encodes once more (a jsonb *string*, `jsonb_typeof` = 'string'); PGlite does not.
  */
 async function insertSerials (tx: Executor, rows: Array<typeof serials.$inferInsert>): Promise<SerialRow[]> {
   const first = rows[0]!
@@ -102,7 +106,7 @@ async function insertSerials (tx: Executor, rows: Array<typeof serials.$inferIns
     with s as (
       insert into serials (id, client_id, number_hash, number_enc, number_tail, max_usage_count, expires_at, is_demo, metadata, batch_id, policy_id, inherits_max_devices, inherits_duration, created_at, updated_at)
       select u.id, ${first.clientId}, u.hash, u.enc, u.tail, ${first.maxDevices ?? 1}::int, ${first.expiresAt?.toISOString() ?? null}::timestamptz,
-        ${first.isDemo ?? false}::boolean, ${JSON.stringify(first.metadata ?? {})}::jsonb, ${first.batchId ?? null}::text,
+        ${first.isDemo ?? false}::boolean, ${JSON.stringify(first.metadata ?? {})}::text::jsonb, ${first.batchId ?? null}::text,
         ${first.policyId ?? null}::text, ${first.inheritsMaxDevices ?? false}::boolean, ${first.inheritsDuration ?? false}::boolean,
         ${first.createdAt!.toISOString()}::timestamptz, ${first.createdAt!.toISOString()}::timestamptz
       from unnest(${column((r) => r.id!)}::text[], ${column((r) => r.numberHash)}::text[], ${column((r) => r.numberEnc)}::text[], ${column((r) => r.numberTail)}::text[]) as u(id, hash, enc, tail)
@@ -170,9 +174,9 @@ export function createSerialService (deps: Deps) {
     return client
   }
 
-  async function requirePolicy (policyId: string | null | undefined): Promise<PolicyRow | null> {
+  async function requirePolicy (policyId: string | null | undefined, exec: Executor = db): Promise<PolicyRow | null> {
     if (!policyId) return null
-    const [policy] = await db.select().from(policies).where(eq(policies.id, policyId)).limit(1)
+    const [policy] = await exec.select().from(policies).where(eq(policies.id, policyId)).limit(1)
     if (!policy) throw new NotFoundError(`policy ${policyId} not found`)
     return policy
   }
@@ -223,7 +227,9 @@ export function createSerialService (deps: Deps) {
 
   /** Inserts serials, their events and one audit entry; returns the issued numbers once. */
   async function issue (actor: Actor, meta: RequestMeta | undefined, data: z.output<typeof createInput>, count: number, batchId: string | null, exec: Executor = db): Promise<IssuedSerial[]> {
-    const issued = buildRows(data, count, batchId, await requirePolicy(data.policyId))
+    // Through exec: inside an idempotent call's transaction, a read on another connection would
+    // wait for a free one while holding this one (PGlite has one connection: it would wait forever).
+    const issued = buildRows(data, count, batchId, await requirePolicy(data.policyId, exec))
     const rows = await exec.transaction(async (tx) => {
       const inserted = await insertSerials(tx, issued.map((s) => s.row))
       await appendAudit(tx, actor, meta, [batchId
@@ -275,10 +281,14 @@ export function createSerialService (deps: Deps) {
         return { count: issued.length, serials: issued }
       }
       if (!key) return run()
-      // The stored answer holds the numbers in clear only as long as the key lives (24 h), encrypted.
-      return withIdempotency(deps, `bulk:${data.clientId}`, key, { ...data, idempotencyKey: undefined }, run, {
-        encode: (value) => ({ enc: keyring.encrypt(JSON.stringify(value)) }),
-        decode: (stored) => reviveIssued(JSON.parse(keyring.decrypt((stored as { enc: string }).enc)))
+      // The key is claimed before any serial is made; the batch is written in the transaction that
+      // stores the answer. The stored answer holds the numbers only as long as the key lives (24 h), encrypted.
+      return withIdempotency(deps, `bulk:${data.clientId}`, key, { ...data, idempotencyKey: undefined }, {
+        write: (tx) => run(tx),
+        codec: {
+          encode: (value) => ({ enc: keyring.encrypt(JSON.stringify(value)) }),
+          decode: (stored) => reviveIssued(JSON.parse(keyring.decrypt((stored as { enc: string }).enc)))
+        }
       })
     },
 

@@ -1,11 +1,11 @@
-// Live usage and serial changes. Events come from the outbox relay over the event bus, so a
-// subscriber on any instance sees changes made on every instance.
+// Live usage and serial changes. Serial changes come from the outbox relay over the event bus, so
+// a subscriber on any instance sees changes made on every instance; live usage comes from the
+// instance's usage feed (usage-feed.ts), which the bus wakes and PostgreSQL orders.
 import { builder } from '../../graphql/builder.ts'
 import type { GraphQLContext } from '../../graphql/context.ts'
 import { eventTopic, isSerialChange, SERIAL_CHANGE_EVENTS, type DomainEventType } from '../../events/domain-events.ts'
 import type { PublishedEvent } from '../../events/outbox-relay.ts'
 import { canSeeClient, clientScope } from '../../kernel/access.ts'
-import { BUS_STATE_TOPIC, isBusState, type BusState } from '../../infra/event-bus.ts'
 import { FeatureDisabledError, NotFoundError } from '../../kernel/errors.ts'
 import { SerialRef } from '../serials/serial-graphql.ts'
 import type { SerialView } from '../serials/serial-service.ts'
@@ -14,8 +14,21 @@ import { MAX_REPLAY, type UsageEventView } from './usage-service.ts'
 
 const SERIAL_EVENTS = SERIAL_CHANGE_EVENTS
 
-function scopeTopic (ctx: GraphQLContext, type: DomainEventType, clientId: string | null | undefined): string {
+function requireRealTime (ctx: GraphQLContext): void {
   if (!ctx.services.features.realTimeUpdates) throw new FeatureDisabledError('FEATURE_REAL_TIME_UPDATES')
+}
+
+/**
+ * NOT_FOUND for a client or serial that does not exist, or that the actor may not see (another
+ * client's, for a MANAGER): a subscription never waits in silence for events that cannot come.
+ */
+async function requireVisible (ctx: GraphQLContext, clientId: string | null | undefined, serialId: string | null | undefined): Promise<void> {
+  if (clientId) await ctx.services.clients.get(ctx.actor, clientId)
+  if (serialId) await ctx.services.serials.get(ctx.actor, serialId)
+}
+
+function scopeTopic (ctx: GraphQLContext, type: DomainEventType, clientId: string | null | undefined): string {
+  requireRealTime(ctx)
   if (clientId) {
     if (!canSeeClient(ctx.actor, clientId)) throw new NotFoundError(`client ${clientId} not found`)
     return eventTopic(type, clientId)
@@ -24,67 +37,45 @@ function scopeTopic (ctx: GraphQLContext, type: DomainEventType, clientId: strin
   return eventTopic(type, clientScope(ctx.actor) ?? '+')
 }
 
-/** Delivered seqs remembered per subscriber for de-duplication; older ones count as delivered. */
-const SEEN_WINDOW = 10_000
-
 /**
- * Exactly once per subscriber, in seq order, across bus outages. Live messages are trusted only
- * while the bus is heard: when it goes silent the stream stops delivering them, and when it is
- * heard again it reads everything after its cursor from PostgreSQL (in seq order, page by page)
- * before going live again. The relay re-publishes what it could not send, and a message may be
- * heard twice around an outage: delivered seqs are remembered and skipped.
+ * In seq order, each event once. With `after`, the events after it that had committed when the
+ * subscription opened are read from the database first (at most MAX_REPLAY), then the feed's live
+ * events, which all come after those: resuming after the last seq received misses nothing and
+ * repeats nothing. A plain iterator rather than a generator, so that closing the subscription ends
+ * it at once, even while it waits for an event.
  */
-async function * usageStream (ctx: GraphQLContext, clientId: string | null | undefined, serialId: string | null | undefined, after: number | undefined): AsyncGenerator<UsageEventView> {
-  const topic = scopeTopic(ctx, 'usage.recorded', clientId)
-  const scopeClient = clientId ?? clientScope(ctx.actor)
-  // Subscribe before reading the backlog (or the cursor) so nothing falls between the two.
-  const live = await ctx.pubsub.subscribe([topic, BUS_STATE_TOPIC]) as AsyncIterable<PublishedEvent | BusState>
-  /** Everything up to here was delivered (or predates the subscription). */
-  let cursor = after ?? await ctx.services.usage.latestSeq()
-  const seen = new Set<number>()
-  /** Seqs up to here count as delivered: what the client said it has, then what fell out of `seen`. */
-  let forgotten = after ?? -1
-  const fresh = (seq: number): boolean => seq > forgotten && !seen.has(seq)
-  const delivered = (seq: number): void => {
-    seen.add(seq)
-    if (seq > cursor) cursor = seq
-    if (seen.size > SEEN_WINDOW) {
-      const oldest = seen.values().next().value!
-      seen.delete(oldest)
-      if (oldest > forgotten) forgotten = oldest
-    }
+async function openUsageStream (ctx: GraphQLContext, clientId: string | null | undefined, serialId: string | null | undefined, after: number | undefined): Promise<AsyncIterableIterator<UsageEventView>> {
+  requireRealTime(ctx)
+  await requireVisible(ctx, clientId, serialId)
+  // Without a clientId a MANAGER still only hears its own client.
+  const filter = { clientId: clientId ?? clientScope(ctx.actor), serialId: serialId ?? null }
+  const live = await ctx.services.usage.live(filter)
+  let backlog: UsageEventView[] = []
+  try {
+    if (after !== undefined && after < live.start) backlog = await ctx.services.usage.since(filter, after, MAX_REPLAY, live.start)
+  } catch (error) {
+    live.close()
+    throw error
   }
-  async function * replay (pages: number): AsyncGenerator<UsageEventView> {
-    for (let page = 0; page < pages; page++) {
-      const events = await ctx.services.usage.since({ clientId: scopeClient, serialId }, cursor, MAX_REPLAY)
-      for (const event of events) {
-        if (!fresh(event.seq)) continue
-        delivered(event.seq)
-        yield event
+  /** Live events start after live.start; an `after` beyond it (a seq from recordUsage) skips to it. */
+  const skipThrough = Math.max(after ?? -1, live.start)
+  let next = 0
+  const iterator: AsyncIterableIterator<UsageEventView> = {
+    async next () {
+      if (next < backlog.length) return { value: backlog[next++]!, done: false }
+      backlog = []
+      for (;;) {
+        const result = await live.events.next()
+        if (result.done || result.value.seq > skipThrough) return result
       }
-      if (events.length < MAX_REPLAY) return
-    }
+    },
+    async return () {
+      live.close()
+      return { value: undefined, done: true }
+    },
+    [Symbol.asyncIterator] () { return iterator }
   }
-
-  if (after !== undefined) yield * replay(1)
-  let suspect = false
-  for await (const message of live) {
-    if (isBusState(message)) {
-      if (!message.busHealthy) suspect = true
-      else if (suspect) {
-        yield * replay(Number.POSITIVE_INFINITY)
-        suspect = false
-      }
-      continue
-    }
-    // Missed messages are possible: this one comes again from the replay, in its place.
-    if (suspect || message.type !== 'usage.recorded') continue
-    const event: UsageEventView = message.payload
-    if (serialId && event.serialId !== serialId) continue
-    if (!fresh(event.seq)) continue
-    delivered(event.seq)
-    yield event
-  }
+  return iterator
 }
 
 async function * serialStream (ctx: GraphQLContext, clientId: string | null | undefined): AsyncGenerator<{ type: string, serial: SerialView }> {
@@ -117,12 +108,10 @@ builder.subscriptionFields((t) => ({
     args: {
       clientId: t.arg.id({ description: 'Only this client\'s events (a MANAGER always hears only its own)' }),
       serialId: t.arg.id({ description: 'Only this serial\'s events' }),
-      after: t.arg({ type: 'Seq', description: `Replay events with a larger seq first (at most ${MAX_REPLAY}), then go live` })
+      after: t.arg({ type: 'Seq', description: `Resume: the seq of the last event received. Events after it are replayed first (at most ${MAX_REPLAY}), then live ones, in seq order, none twice` })
     },
-    subscribe: (_root, args, ctx) => {
-      // The Seq scalar has already checked the value (a safe non-negative integer).
-      return usageStream(ctx, args.clientId, args.serialId, args.after ?? undefined)
-    },
+    // The Seq scalar has already checked `after` (a safe non-negative integer).
+    subscribe: (_root, args, ctx) => openUsageStream(ctx, args.clientId, args.serialId, args.after ?? undefined),
     resolve: (event) => event
   }),
   serialChanged: t.field({
@@ -130,7 +119,11 @@ builder.subscriptionFields((t) => ({
     type: SerialChangeRef,
     authScopes: { authenticated: true },
     args: { clientId: t.arg.id({ description: 'Only this client\'s serials (a MANAGER always hears only its own)' }) },
-    subscribe: (_root, args, ctx) => serialStream(ctx, args.clientId),
+    subscribe: async (_root, args, ctx) => {
+      requireRealTime(ctx)
+      await requireVisible(ctx, args.clientId, null)
+      return serialStream(ctx, args.clientId)
+    },
     resolve: (change) => change
   })
 }))

@@ -3,7 +3,7 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import { and, asc, eq, gt, inArray, isNull, lte, sql } from 'drizzle-orm'
 import { z } from 'zod'
-import { webhookDeliveries, webhooks } from '../../../schema/index.ts'
+import { clients, webhookDeliveries, webhooks } from '../../../schema/index.ts'
 import { appendAudit } from '../audit/audit-log.ts'
 import { DOMAIN_EVENTS } from '../../events/domain-events.ts'
 import type { PublishedEvent } from '../../events/outbox-relay.ts'
@@ -15,7 +15,8 @@ import { newId } from '../../kernel/ids.ts'
 import { decodeCursor, pageSize, toPage, type Page, type PageArgs } from '../../kernel/pagination.ts'
 import { parseInput } from '../../kernel/input.ts'
 import { webhookWants } from './webhook-match.ts'
-import { refuseWebhookUrl } from './webhook-url.ts'
+import { postWebhook } from './webhook-send.ts'
+import { normaliseWebhookUrl, refuseWebhookUrl, resolveWebhookTarget, type Resolver } from './webhook-url.ts'
 
 export type WebhookRow = typeof webhooks.$inferSelect
 export type WebhookView = Omit<WebhookRow, 'secretEnc'>
@@ -44,9 +45,12 @@ const createInput = z.object({
   events: z.array(z.enum(DOMAIN_EVENTS)).max(DOMAIN_EVENTS.length).optional().nullable()
 })
 const idInput = z.object({ id: z.string().min(1).max(64) })
+/** The API's rules for each stored field (the secret as `create` makes it); import (domain/operations) applies them to imported rows too. */
+export const WEBHOOK_FIELDS = { url: createInput.shape.url, events: createInput.shape.events, secret: z.string().regex(/^whsec_[A-Za-z0-9_-]{43}$/, 'is not a webhook secret as the service makes them') }
 
-export function createWebhookService (deps: Deps) {
-  const { database, keyring, clock, config, metrics, log } = deps
+/** `resolveHost`: the DNS look-up of webhook hosts (default: the system's), replaceable for tests. */
+export function createWebhookService (deps: Deps & { resolveHost?: Resolver }) {
+  const { database, keyring, clock, config, metrics, log, resolveHost } = deps
   const db = database.db
   const view = ({ secretEnc: _secret, ...rest }: WebhookRow): WebhookView => rest
 
@@ -63,27 +67,20 @@ export function createWebhookService (deps: Deps) {
     const timestamp = Math.floor(now.getTime() / 1000)
     let statusCode: number | null = null
     let error: string | null = null
-    const refusal = await refuseWebhookUrl(hook.url, config.webhookAllowPrivate)
-    if (refusal) {
-      error = `url ${refusal}`
+    // Resolved once: the delivery connects to exactly the addresses checked here.
+    const target = await resolveWebhookTarget(hook.url, config.webhookAllowPrivate, resolveHost)
+    if (!target.ok) {
+      error = `url ${target.reason}`
     } else {
       try {
-        const res = await fetch(hook.url, {
-          method: 'POST',
-          redirect: 'manual',
-          signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-          headers: {
-            'content-type': 'application/json',
-            'user-agent': 'Serials-Webhooks/1',
-            'x-serials-event': delivery.eventType,
-            'x-serials-delivery': delivery.id,
-            'x-serials-timestamp': String(timestamp),
-            'x-serials-signature': signWebhook(keyring.decrypt(hook.secretEnc), timestamp, body)
-          },
-          body
-        })
-        statusCode = res.status
-        await res.body?.cancel()
+        statusCode = await postWebhook(target, {
+          'content-type': 'application/json',
+          'user-agent': 'Serials-Webhooks/1',
+          'x-serials-event': delivery.eventType,
+          'x-serials-delivery': delivery.id,
+          'x-serials-timestamp': String(timestamp),
+          'x-serials-signature': signWebhook(keyring.decrypt(hook.secretEnc), timestamp, body)
+        }, body, REQUEST_TIMEOUT_MS)
       } catch (e) {
         error = (e as Error).name === 'TimeoutError' ? `no answer within ${REQUEST_TIMEOUT_MS} ms` : 'connection failed'
       }
@@ -125,13 +122,21 @@ export function createWebhookService (deps: Deps) {
       const clientId = data.clientId ?? (scope === NO_CLIENT ? null : scope)
       if (clientId && !canSeeClient(actor, clientId)) throw new NotFoundError(`client ${clientId} not found`)
       if (!clientId) requireRole(actor, ['ADMIN'], 'create a webhook for every client')
-      const refusal = await refuseWebhookUrl(data.url, config.webhookAllowPrivate)
+      const refusal = await refuseWebhookUrl(data.url, config.webhookAllowPrivate, resolveHost)
       if (refusal) throw new ValidationError('Validation failed', [{ field: 'url', message: refusal }])
+      // Stored (and audited) as parsed and serialised: never the raw text with its `<`, `>` or `"`.
+      const parsed = normaliseWebhookUrl(data.url)
+      if (!parsed.ok) throw new ValidationError('Validation failed', [{ field: 'url', message: parsed.reason }])
+      const url = parsed.url.href
       const secret = `whsec_${randomBytes(32).toString('base64url')}`
       const id = newId('whk')
       const row = await db.transaction(async (tx) => {
-        const [inserted] = await tx.insert(webhooks).values({ id, clientId, url: data.url, events: data.events ?? [], secretEnc: keyring.encrypt(secret) }).returning()
-        await appendAudit(tx, actor, meta, [{ action: 'webhook.created', targetType: 'webhook', targetId: id, clientId, changes: { url: data.url, events: data.events ?? [] } }])
+        // An ADMIN may name any client: one that does not exist is NOT_FOUND, not a foreign-key failure.
+        if (clientId && (await tx.select({ id: clients.id }).from(clients).where(eq(clients.id, clientId)).limit(1)).length === 0) {
+          throw new NotFoundError(`client ${clientId} not found`)
+        }
+        const [inserted] = await tx.insert(webhooks).values({ id, clientId, url, events: data.events ?? [], secretEnc: keyring.encrypt(secret) }).returning()
+        await appendAudit(tx, actor, meta, [{ action: 'webhook.created', targetType: 'webhook', targetId: id, clientId, changes: { url, events: data.events ?? [] } }])
         return inserted!
       })
       return { webhook: view(row), secret }

@@ -1,5 +1,8 @@
 // SSRF guard: a webhook URL must be http(s) and resolve only to public addresses, unless
-// WEBHOOK_ALLOW_PRIVATE=true. Checked at creation and again before every delivery (DNS can change).
+// WEBHOOK_ALLOW_PRIVATE=true. Checked at creation and again before every delivery (DNS can change),
+// and a delivery connects to the very addresses it checked (pinnedLookup): resolving the name a
+// second time to connect would let DNS answer a public address to the check and 127.0.0.1 to the
+// connection (rebinding).
 //
 // The classifier works on the address's bytes: IPv4 ranges that are not globally routable, the
 // IPv6 ones, and IPv6 forms that carry an IPv4 address (mapped ::ffff:a.b.c.d, compatible ::a.b.c.d,
@@ -7,7 +10,7 @@
 // host forms (http://2130706433/, http://0x7f.1/) never reach it as such: the WHATWG URL parser
 // turns them into dotted quads first.
 import { lookup } from 'node:dns/promises'
-import { isIP } from 'node:net'
+import { isIP, type LookupFunction } from 'node:net'
 
 type Range = readonly [base: number[], prefixBits: number]
 
@@ -106,21 +109,80 @@ export type Resolver = (host: string) => Promise<string[]>
 
 const systemResolver: Resolver = async (host) => (await lookup(host, { all: true, verbatim: true })).map((a) => a.address)
 
-/** Returns a reason the URL may not be used, or null when it may. `resolve` is replaceable for tests. */
-export async function refuseWebhookUrl (raw: string, allowPrivate: boolean, resolve: Resolver = systemResolver): Promise<string | null> {
+/** The longest URL stored, after normalisation (percent-encoding can lengthen what was sent). */
+export const MAX_WEBHOOK_URL_LENGTH = 2000
+// C0 controls, DEL and C1 controls. The URL parser would drop tabs and newlines without a word and
+// percent-encode the rest: a URL carrying them was not meant as typed, so it is refused, not fixed.
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/
+
+export type UrlCheck<T> = { ok: true } & T | { ok: false, reason: string }
+
+/**
+ * The URL as it is stored and delivered to: WHATWG-parsed and serialised (`href`), so `<`, `>`, `"`
+ * and spaces arrive percent-encoded and a host is always in its canonical form. No lookup.
+ */
+export function normaliseWebhookUrl (raw: string): UrlCheck<{ url: URL }> {
+  if (CONTROL_CHARACTERS.test(raw)) return { ok: false, reason: 'must not contain control characters' }
   let url: URL
-  try { url = new URL(raw) } catch { return 'is not a URL' }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return 'must be http or https'
-  if (url.username || url.password) return 'must not carry credentials'
-  if (allowPrivate) return null
-  const host = url.hostname.replace(/^\[|\]$/g, '')
-  if (isLocalName(host)) return 'resolves to a loopback, link-local or private address'
+  try { url = new URL(raw) } catch { return { ok: false, reason: 'is not a URL' } }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return { ok: false, reason: 'must be http or https' }
+  if (url.username || url.password) return { ok: false, reason: 'must not carry credentials' }
+  if (url.href.length > MAX_WEBHOOK_URL_LENGTH) return { ok: false, reason: `must be at most ${MAX_WEBHOOK_URL_LENGTH} characters once normalised` }
+  return { ok: true, url }
+}
+
+const PRIVATE = 'resolves to a loopback, link-local or private address'
+
+/**
+ * The normalised URL and every address its host resolves to, each checked (unless private
+ * addresses are allowed): what a delivery may connect to, and nothing else. One lookup.
+ */
+export async function resolveWebhookTarget (raw: string, allowPrivate: boolean, resolve: Resolver = systemResolver): Promise<UrlCheck<{ url: URL, addresses: string[] }>> {
+  const parsed = normaliseWebhookUrl(raw)
+  if (!parsed.ok) return parsed
+  const host = parsed.url.hostname.replace(/^\[|\]$/g, '')
+  if (!allowPrivate && isLocalName(host)) return { ok: false, reason: PRIVATE }
   let addresses: string[]
   try {
     addresses = isIP(host) ? [host] : await resolve(host)
   } catch {
-    return 'does not resolve'
+    return { ok: false, reason: 'does not resolve' }
   }
-  if (addresses.length === 0 || addresses.some(isPrivateAddress)) return 'resolves to a loopback, link-local or private address'
-  return null
+  if (addresses.length === 0 || addresses.some((a) => isIP(a) === 0)) return { ok: false, reason: allowPrivate ? 'does not resolve' : PRIVATE }
+  if (!allowPrivate && addresses.some(isPrivateAddress)) return { ok: false, reason: PRIVATE }
+  return { ok: true, url: parsed.url, addresses }
+}
+
+/**
+ * A reason the URL may not be used, or null when it may (creation's check). With private addresses
+ * allowed nothing is looked up, so a name that resolves only where the deliveries run is accepted.
+ */
+export async function refuseWebhookUrl (raw: string, allowPrivate: boolean, resolve: Resolver = systemResolver): Promise<string | null> {
+  if (allowPrivate) {
+    const parsed = normaliseWebhookUrl(raw)
+    return parsed.ok ? null : parsed.reason
+  }
+  const checked = await resolveWebhookTarget(raw, allowPrivate, resolve)
+  return checked.ok ? null : checked.reason
+}
+
+/**
+ * A `lookup` for node:net that answers only the addresses already checked, whatever name it is
+ * asked for: the connection goes where the check looked, while the request keeps the original name
+ * for the Host header and TLS SNI (and the certificate check).
+ */
+export function pinnedLookup (addresses: readonly string[]): LookupFunction {
+  const entries = addresses.map((address) => ({ address, family: isIP(address) }))
+  return (_hostname, options, callback) => {
+    const wanted = options.family === 4 || options.family === 'IPv4' ? 4 : options.family === 6 || options.family === 'IPv6' ? 6 : 0
+    const usable = entries.filter((e) => wanted === 0 || e.family === wanted)
+    const first = usable[0]
+    if (!first) {
+      callback(Object.assign(new Error(`no checked address of family IPv${wanted}`), { code: 'ENOTFOUND' }), '', 0)
+      return
+    }
+    if (options.all) callback(null, usable)
+    else callback(null, first.address, first.family)
+  }
 }

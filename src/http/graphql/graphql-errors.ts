@@ -3,7 +3,7 @@
 // the WebSocket server.
 import { GraphQLError } from 'graphql'
 import type { FastifyBaseLogger } from 'fastify'
-import { ContractError, toContractError, type ErrorBody } from '../../kernel/errors.ts'
+import { ContractError, RateLimitError, ServiceUnavailableError, toContractError, type ErrorBody } from '../../kernel/errors.ts'
 import { withoutSuggestions } from './document-limits.ts'
 
 export interface FormattedError {
@@ -44,7 +44,12 @@ export function formatErrors (thrown: readonly unknown[], options: FormatOptions
   for (const error of thrown.flatMap(unwrap)) {
     if (isFormatted(error)) {
       errors.push(error)
-      contracts.push(new ContractError(error.extensions.code, error.extensions.message))
+      const retryAfter = error.extensions.retryAfter
+      contracts.push(error.extensions.code === 'RATE_LIMITED' && typeof retryAfter === 'number'
+        ? new RateLimitError(retryAfter, error.extensions.message)
+        : error.extensions.code === 'SERVICE_UNAVAILABLE'
+          ? new ServiceUnavailableError(error.extensions.message, typeof retryAfter === 'number' ? retryAfter : undefined)
+          : new ContractError(error.extensions.code, error.extensions.message))
       continue
     }
     const graphqlError = error instanceof GraphQLError ? error : undefined
@@ -55,11 +60,13 @@ export function formatErrors (thrown: readonly unknown[], options: FormatOptions
       ? 'Internal server error'
       : options.hideSuggestions ? withoutSuggestions(contract.message) : contract.message
     const body = contract.toBody()
+    // Retry-After for clients that see no headers (a WebSocket), in seconds.
+    const retryAfter = contract instanceof RateLimitError || contract instanceof ServiceUnavailableError ? { retryAfter: contract.retryAfterSeconds } : {}
     errors.push({
       message,
       ...(graphqlError?.locations ? { locations: graphqlError.locations } : {}),
       ...(graphqlError?.path ? { path: graphqlError.path } : {}),
-      extensions: { ...body, message }
+      extensions: { ...body, message, ...retryAfter }
     })
     contracts.push(contract)
   }

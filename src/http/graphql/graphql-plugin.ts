@@ -10,7 +10,8 @@ import {
 } from './document-limits.ts'
 import { formatErrors, type FormatOptions } from './graphql-errors.ts'
 import { registerHttpTransport, transportError } from './http-transport.ts'
-import { createWsHandler, handleProtocols } from './ws-server.ts'
+import { createWsHandler, handleProtocols, MAX_WS_PAYLOAD } from './ws-server.ts'
+import { recordRootOutcomes } from './root-outcomes.ts'
 
 export { QUERY_DEPTH }
 
@@ -32,6 +33,8 @@ export default fp<GraphqlPluginOptions>(async (app, { schema }) => {
   const format: FormatOptions = { log: app.log, hideSuggestions: !config.introspection }
 
   app.decorate('graphqlSchema', schema)
+  // Before mercurius compiles anything: what each root field answered, for the rate limits.
+  recordRootOutcomes(schema)
 
   await app.register(mercurius, {
     schema,
@@ -83,5 +86,7 @@ export default fp<GraphqlPluginOptions>(async (app, { schema }) => {
 
   // graphql-transport-ws picks its subprotocol; anything else is refused by the protocol (4406).
   app.websocketServer.options.handleProtocols = handleProtocols
+  // ws refuses a larger frame from its header (close 1009) before buffering it.
+  app.websocketServer.options.maxPayload = MAX_WS_PAYLOAD
   registerHttpTransport(app, { format, wsHandler: createWsHandler(app, { validationRules, format }) })
 }, { name: 'graphql', dependencies: ['deps', 'auth'] })

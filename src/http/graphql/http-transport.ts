@@ -6,11 +6,14 @@
 //   clients such as Apollo Client read `errors[].extensions.code`. With
 //   `application/graphql-response+json`, a request that did not execute answers its error's status
 //   (400, 401, 429, …) without `data`; an executed one answers 200.
+// - Except SERVICE_UNAVAILABLE (the database does not answer): an operation that failed for that
+//   reason alone (every error SERVICE_UNAVAILABLE, no root field answered) is 503 with Retry-After
+//   with either media type, so that balancers and clients retry it.
 // - An HTTP request that is not a GraphQL request (bad JSON, no `query`, wrong parameter types)
 //   answers 400; a mutation or subscription over GET answers 405; a subscription over POST
 //   answers 400 (subscriptions use the WebSocket on the same path).
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { RateLimitError, ContractError, ValidationError, toContractError } from '../../kernel/errors.ts'
+import { RateLimitError, ContractError, ServiceUnavailableError, ValidationError, toContractError, UNAVAILABLE_RETRY_AFTER_S } from '../../kernel/errors.ts'
 import { createLoaders, type GraphQLContext } from '../../graphql/context.ts'
 import { checkDocumentText } from './document-limits.ts'
 import { formatErrors, type FormatOptions, type FormattedError } from './graphql-errors.ts'
@@ -81,14 +84,26 @@ function send (reply: FastifyReply, media: Media, status: number, body: { data?:
 
 /** Status and headers of a response that did not execute. */
 function failed (reply: FastifyReply, media: Media, errors: FormattedError[], contracts: ContractError[]) {
-  const limited = contracts.find((c): c is RateLimitError => c instanceof RateLimitError)
+  const limited = contracts.find((c): c is RateLimitError | ServiceUnavailableError => c instanceof RateLimitError || c instanceof ServiceUnavailableError)
   if (limited) void reply.header('retry-after', String(limited.retryAfterSeconds))
   const transport = contracts.find((c) => (c as unknown as Record<symbol, unknown>)[TRANSPORT])
   if (transport?.statusCode === 405) void reply.header('allow', 'POST')
+  // A database that does not answer is 503 whatever the media type: balancers and clients retry it.
+  const unavailable = contracts.length > 0 && contracts.every((c) => c.code === 'SERVICE_UNAVAILABLE')
   const status = transport
     ? transport.statusCode
-    : media === JSON_MEDIA ? 200 : Math.max(400, ...contracts.map((c) => c.statusCode))
+    : unavailable ? 503 : media === JSON_MEDIA ? 200 : Math.max(400, ...contracts.map((c) => c.statusCode))
   return send(reply, media, status, { errors })
+}
+
+/**
+ * True when an executed operation produced nothing but SERVICE_UNAVAILABLE errors: every root
+ * field null (or no data). Such an answer is 503 with Retry-After; a partial one stays 200.
+ */
+function wholeOperationUnavailable (result: { data?: unknown, errors?: readonly FormattedError[] }): boolean {
+  if (!result.errors?.length || !result.errors.every((e) => e.extensions?.code === 'SERVICE_UNAVAILABLE')) return false
+  const data = result.data as Record<string, unknown> | null | undefined
+  return data == null || Object.values(data).every((v) => v === null)
 }
 
 export interface HttpTransportOptions {
@@ -120,6 +135,10 @@ export function registerHttpTransport (app: FastifyInstance, options: HttpTransp
       if (result.data === undefined && result.errors?.length) {
         const { errors, contracts } = formatErrors(result.errors, options.format)
         return failed(reply, media, errors, contracts)
+      }
+      if (wholeOperationUnavailable(result as { data?: unknown, errors?: FormattedError[] })) {
+        void reply.header('retry-after', String(UNAVAILABLE_RETRY_AFTER_S))
+        return send(reply, media, 503, result as { data?: unknown, errors?: FormattedError[] })
       }
       return send(reply, media, 200, result as { data?: unknown, errors?: FormattedError[] })
     } catch (error) {

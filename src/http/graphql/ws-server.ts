@@ -4,22 +4,30 @@
 // 4409 duplicate operation id, 4429 second connection_init. Queries and mutations run through the
 // same pipeline as HTTP (app.graphql: limits, hooks, metrics, error format); subscriptions run
 // graphql-js `subscribe` over a per-operation PubSub on the shared event bus. A socket closes with
-// 4403 when its credential is revoked (on every instance) or expires.
+// 4403 when its credential is revoked (on every instance) or expires, and with 1013 Try Again Later
+// when its credential cannot be checked because the database is unavailable.
+// Bounds: a frame over MAX_WS_PAYLOAD closes the socket with 1009 (ws refuses it from its header,
+// before buffering or parsing); MAX_SUBSCRIPTIONS_PER_SOCKET live subscriptions per socket and
+// SUBSCRIPTIONS_PER_CREDENTIAL per credential across sockets and instances (subscription-slots.ts),
+// each place taken before any await, so a burst of frames cannot pass the check together.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { makeServer, handleProtocols, CloseCode, type Context } from 'graphql-ws'
 import { GraphQLError, parse, subscribe, validate, specifiedRules, type DocumentNode, type ExecutionArgs, type ExecutionResult, type ValidationRule } from 'graphql'
 import type { WebSocket } from 'ws'
 import { bearerToken, type Actor } from '../../kernel/access.ts'
-import { RateLimitError, toContractError } from '../../kernel/errors.ts'
+import { RateLimitError, ServiceUnavailableError, toContractError } from '../../kernel/errors.ts'
 import { createLoaders, type GraphQLContext } from '../../graphql/context.ts'
 import { checkDocumentText, PARSE_OPTIONS, selectOperation } from './document-limits.ts'
 import { formatErrors, type FormatOptions } from './graphql-errors.ts'
 import { createOperationPubSub, type OperationPubSub } from '../../graphql/pubsub.ts'
+import { createSubscriptionSlots } from './subscription-slots.ts'
 
 /** Largest setTimeout delay Node honours, in ms; longer expiries re-arm. */
 const MAX_TIMER_MS = 2_147_483_647
 /** Subscriptions one socket may hold open at once. */
 export const MAX_SUBSCRIPTIONS_PER_SOCKET = 100
+/** Largest frame a socket accepts, in bytes: the HTTP body limit (main/app.ts BODY_LIMIT). */
+export const MAX_WS_PAYLOAD = 1024 * 1024
 /** Keep-alive ping period, in ms; a socket that misses a pong for as long is terminated. */
 const KEEP_ALIVE_MS = 12_000
 
@@ -30,6 +38,11 @@ interface Extra {
   expiry?: NodeJS.Timeout
   /** PubSub of each running subscription, by operation id. */
   operations: Map<string, OperationPubSub>
+  /** Subscriptions holding a place on this socket (and the credential's), by operation id, from the first check on. */
+  slots: Set<string>
+  /** Tells this socket's operations apart from another socket's in the credential's count. */
+  serial: number
+  closed: boolean
 }
 
 export interface WsServerOptions {
@@ -41,7 +54,7 @@ function forbidden (socket: WebSocket, reason: string) {
   if (socket.readyState === socket.OPEN || socket.readyState === socket.CONNECTING) socket.close(CloseCode.Forbidden, reason)
 }
 
-function credentialOf (params: Record<string, unknown> | undefined): string | undefined {
+function bearerOf (params: Record<string, unknown> | undefined): string | undefined {
   const payload = params ?? {}
   const source = (typeof payload.headers === 'object' && payload.headers !== null ? payload.headers : payload) as Record<string, unknown>
   const headers = Object.fromEntries(Object.entries(source).map(([k, v]) => [k.toLowerCase(), typeof v === 'string' ? v : undefined]))
@@ -49,10 +62,20 @@ function credentialOf (params: Record<string, unknown> | undefined): string | un
 }
 
 export function createWsHandler (app: FastifyInstance, options: WsServerOptions) {
-  const { services, bus } = app.deps
+  const { services, bus, config, cache } = app.deps
   const live = new Set<Extra>()
   const schema = app.graphqlSchema
   const rules = [...specifiedRules, ...options.validationRules]
+  const perCredential = config.subscriptionsPerCredential
+  const slots = createSubscriptionSlots(cache.redis, `${config.redis?.prefix ?? 'serials'}:subs:`, perCredential)
+  let sockets = 0
+  // An API key and every token issued from it share one count; the env ADMIN_API_KEY is one credential.
+  const credentialOf = (extra: Extra) => extra.actor!.keyId ?? extra.actor!.id
+  const slotId = (extra: Extra, id: string) => `${extra.serial}:${id}`
+  function release (extra: Extra, id: string) {
+    if (!extra.slots.delete(id)) return
+    slots.release(credentialOf(extra), slotId(extra, id))
+  }
 
   // Revocation reaches every instance through the bus; close that key's sockets here. Keys revoked
   // in the last minute are remembered, so a connection authenticated just before the revocation
@@ -67,6 +90,7 @@ export function createWsHandler (app: FastifyInstance, options: WsServerOptions)
   app.addHook('onClose', async () => {
     stopListening()
     for (const extra of live) extra.socket.close(1001, 'Server shutting down')
+    slots.close()
   })
 
   function armExpiry (extra: Extra) {
@@ -98,12 +122,14 @@ export function createWsHandler (app: FastifyInstance, options: WsServerOptions)
   const server = makeServer<Record<string, unknown> | undefined, Extra>({
     schema,
     onConnect: async (ctx: Context<Record<string, unknown> | undefined, Extra>) => {
-      const token = credentialOf(ctx.connectionParams)
+      const token = bearerOf(ctx.connectionParams)
       let actor: Actor | null = null
       try {
         actor = token ? await app.authenticate(token) : null
       } catch (error) {
-        if (toContractError(error).code === 'INTERNAL') throw error
+        // Not a refused credential: closed below (4500, or 1013 Try Again Later when the database is unavailable).
+        const code = toContractError(error).code
+        if (code === 'INTERNAL' || code === 'SERVICE_UNAVAILABLE') throw error
       }
       // false → close 4403 Forbidden.
       if (!actor || (actor.expiresAt !== null && actor.expiresAt <= Date.now())) return false
@@ -114,12 +140,6 @@ export function createWsHandler (app: FastifyInstance, options: WsServerOptions)
     },
     onSubscribe: async (ctx, id, payload) => {
       const extra = ctx.extra
-      if (extra.operations.size >= MAX_SUBSCRIPTIONS_PER_SOCKET) return errorsOf([new RateLimitError(60, `At most ${MAX_SUBSCRIPTIONS_PER_SOCKET} subscriptions per connection`)])
-      // A client's quotaPerMinute counts each operation on the socket, as each HTTP request.
-      const clientId = extra.actor?.clientId
-      if (clientId && app.chargeClientQuota) {
-        try { await app.chargeClientQuota(clientId) } catch (error) { return errorsOf([error]) }
-      }
       let document: DocumentNode
       try {
         if (typeof payload.query !== 'string') throw new GraphQLError('query must be a string')
@@ -132,8 +152,30 @@ export function createWsHandler (app: FastifyInstance, options: WsServerOptions)
       if (invalid.length > 0) return errorsOf(invalid)
       const operation = selectOperation(document, payload.operationName)
       if (!operation) return errorsOf([new GraphQLError('Unable to identify the operation: send operationName')])
+      const subscription = operation.operation === 'subscription'
+      // The socket's place is taken here, before any await: a burst of frames sees every earlier one.
+      if (subscription) {
+        if (extra.slots.size >= MAX_SUBSCRIPTIONS_PER_SOCKET) return errorsOf([new RateLimitError(60, `At most ${MAX_SUBSCRIPTIONS_PER_SOCKET} subscriptions per connection`)])
+        extra.slots.add(id)
+      }
+      try {
+        // A client's quotaPerMinute counts each operation on the socket, as each HTTP request.
+        const clientId = extra.actor?.clientId
+        if (clientId && app.chargeClientQuota) await app.chargeClientQuota(clientId)
+        if (subscription && !await slots.take(credentialOf(extra), slotId(extra, id))) {
+          throw new RateLimitError(60, `At most ${perCredential} subscriptions per credential`)
+        }
+      } catch (error) {
+        extra.slots.delete(id)
+        return errorsOf([error])
+      }
+      // Closed meanwhile: onClose has run; nothing will complete this operation.
+      if (extra.closed) {
+        if (subscription) release(extra, id)
+        return errorsOf([new GraphQLError('Connection closed')])
+      }
       const variableValues = payload.variables ?? undefined
-      if (operation.operation !== 'subscription') {
+      if (!subscription) {
         // Runs through app.graphql in `execute` below: the source travels in the context.
         return { schema, document, operationName: payload.operationName, variableValues, contextValue: { ...contextFor(extra, undefined, payload.operationName), source: payload.query } }
       }
@@ -172,21 +214,28 @@ export function createWsHandler (app: FastifyInstance, options: WsServerOptions)
     onComplete: (ctx, id) => {
       ctx.extra.operations.get(id)?.close()
       ctx.extra.operations.delete(id)
+      release(ctx.extra, id)
     },
     onClose: (ctx) => {
-      live.delete(ctx.extra)
-      if (ctx.extra.expiry) clearTimeout(ctx.extra.expiry)
-      for (const pubsub of ctx.extra.operations.values()) pubsub.close()
-      ctx.extra.operations.clear()
+      const extra = ctx.extra
+      extra.closed = true
+      live.delete(extra)
+      if (extra.expiry) clearTimeout(extra.expiry)
+      for (const pubsub of extra.operations.values()) pubsub.close()
+      extra.operations.clear()
+      for (const id of [...extra.slots]) release(extra, id)
     }
   })
 
   // Adapter between @fastify/websocket and makeServer (as graphql-ws/use/@fastify/websocket,
   // logging through the app's logger).
   return function handle (socket: WebSocket, request: FastifyRequest) {
-    const extra: Extra = { socket, request, operations: new Map() }
+    const extra: Extra = { socket, request, operations: new Map(), slots: new Set(), serial: ++sockets, closed: false }
     live.add(extra)
-    socket.once('error', (error) => {
+    socket.once('error', (error: Error & { code?: string }) => {
+      // A frame over MAX_WS_PAYLOAD: ws has closed the socket with 1009 already, before reading the
+      // frame; the client's fault, not the server's.
+      if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') { request.log.info({ code: error.code }, 'websocket frame too large'); return }
       request.log.warn({ err: error }, 'websocket error')
       socket.close(CloseCode.InternalServerError, 'Internal server error')
     })
@@ -209,6 +258,13 @@ export function createWsHandler (app: FastifyInstance, options: WsServerOptions)
         try {
           await cb(String(data))
         } catch (error) {
+          const contract = toContractError(error)
+          if (contract instanceof ServiceUnavailableError) {
+            // 1013 Try Again Later (RFC 6455 registry): the socket's Retry-After.
+            request.log.warn({ code: contract.code }, 'websocket message failed: a backend is unavailable')
+            socket.close(1013, `SERVICE_UNAVAILABLE: retry after ${contract.retryAfterSeconds} s`)
+            return
+          }
           request.log.error({ err: error }, 'websocket message failed')
           socket.close(CloseCode.InternalServerError, 'Internal server error')
         }
