@@ -4,7 +4,8 @@ import { randomInto } from './random.ts'
 
 export type IdPrefix = 'cli' | 'ser' | 'dev' | 'use' | 'key' | 'aud' | 'whk' | 'whd' | 'bat' | 'pol'
 
-const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
+/** Crockford base32: no I, L, O, U (ids and serial numbers alike). */
+export const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
 
 export function encodeBase32 (bytes: Uint8Array): string {
   let out = ''

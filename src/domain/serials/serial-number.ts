@@ -1,8 +1,8 @@
 // Serial number value object: 24 Crockford base32 characters of randomness (120 bits) plus a
 // Luhn mod 32 check character, shown as five groups of five: 7KQ2M-X9Q4T-0BHRW-5N8CF-J3VPA.
+import { ALPHABET, encodeBase32 } from '../../kernel/ids.ts'
 import { randomBytesPooled } from '../../kernel/random.ts'
 
-const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
 const VALUE = new Map([...ALPHABET].map((c, i) => [c, i]))
 const N = 32
 
@@ -24,19 +24,8 @@ export function checkCharacter (body: string): string {
 
 /** A fresh number, normalised (no dashes). */
 export function generateSerialNumber (): string {
-  const bytes = randomBytesPooled(15) // 120 bits = 24 × 5
-  let body = ''
-  let buffer = 0
-  let bits = 0
-  for (const byte of bytes) {
-    buffer = (buffer << 8) | byte
-    bits += 8
-    while (bits >= 5) {
-      body += ALPHABET[(buffer >>> (bits - 5)) & 31]
-      bits -= 5
-    }
-    buffer &= (1 << bits) - 1
-  }
+  // 120 bits = 24 × 5: the encoding has no padding character.
+  const body = encodeBase32(randomBytesPooled(15))
   return body + checkCharacter(body)
 }
 
